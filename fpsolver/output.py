@@ -1,0 +1,139 @@
+"""Run outputs shared by every solver: ``summary.json``, ``observables.nc``, ``scenario.toml``.
+
+The same names serve the particle simulator (per site or site bin), the Gaussian limit
+and the kinetic solver, so any two runs compare directly:
+
+- ``vbar(time, site, population)``: mean activity (voltage);
+- ``cov(time, site, population, population_)``: covariance of the fluctuations
+  (voltage^2);
+- site coordinates ``x(site, dim)`` and quadrature weights ``weight(site)``;
+- solver-specific variables (``skewness``, ``kurtosis``, ``lambda_``, diagnostics, ...)
+  passed in :attr:`RunResult.extra`.
+
+Every file is written to a temporary name and renamed, so an interrupted write leaves
+the previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fpsolver.scenario import Scenario, to_toml
+from fpsolver.space import Sites
+
+__all__ = ["RunResult", "write_outputs", "atomic_write", "read_observables"]
+
+
+@dataclass
+class RunResult:
+    """What a solver computed, on a common layout.
+
+    Attributes:
+        kind: ``particles``, ``gaussian`` or ``kinetic``.
+        t: recording times, shape ``(T,)``.
+        vbar: means, shape ``(T, sites, 2)``.
+        cov: covariances, shape ``(T, sites, 2, 2)``.
+        sites: the sites (or particle bins) the rows refer to.
+        extra: more variables, ``name -> (dims, array, attrs)``.
+        info: scalars for ``summary.json`` (wall time, steps, diagnostics ...).
+    """
+
+    kind: str
+    t: np.ndarray
+    vbar: np.ndarray
+    cov: np.ndarray
+    sites: Sites
+    extra: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def site_average(self) -> dict:
+        """Site-averaged series (weights rho) for ``summary.json``."""
+        w = self.sites.weights
+        vbar = np.einsum("tsa,s->ta", self.vbar, w)
+        cov = np.einsum("tsab,s->tab", self.cov, w)
+        return {"t": self.t, "vbar_e": vbar[:, 0], "vbar_i": vbar[:, 1],
+                "K_ee": cov[:, 0, 0], "K_ii": cov[:, 1, 1], "K_ei": cov[:, 0, 1]}
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path`` (atomic on POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _to_dataset(scenario: Scenario, result: RunResult):
+    import xarray as xr
+
+    pops = ["e", "i"]
+    data = {
+        "vbar": (("time", "site", "population"), result.vbar,
+                 {"long_name": "mean activity vbar_a(x, t)", "units": "voltage"}),
+        "cov": (("time", "site", "population", "population_"), result.cov,
+                {"long_name": "covariance of the fluctuations y", "units": "voltage^2"}),
+        "x": (("site", "dim"), result.sites.points, {"long_name": "site coordinates"}),
+        "weight": (("site",), result.sites.weights, {"long_name": "quadrature weight rho"}),
+    }
+    for name, (dims, array, attrs) in result.extra.items():
+        data[name] = (dims, np.asarray(array), attrs)
+    coords = {"time": ("time", result.t, {"units": "time (units of tau)"}),
+              "population": pops, "population_": pops}
+    attrs = {"scenario_name": scenario.name, "scenario_toml": to_toml(scenario),
+             "solver": result.kind, "fpsolver_version": _version(),
+             "space": result.sites.kind}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _version() -> str:
+    from fpsolver import __version__
+    return __version__
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def write_outputs(out_dir: str | Path, scenario: Scenario, result: RunResult) -> dict:
+    """Write ``summary.json``, ``observables.nc`` and ``scenario.toml`` into ``out_dir``.
+
+    Returns:
+        The paths written, by name.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"solver": result.kind, "scenario": scenario.to_dict(),
+               "fpsolver_version": _version(), "seed": scenario.seed, **result.info,
+               "series": result.site_average()}
+    paths = {"summary": out / "summary.json", "observables": out / "observables.nc",
+             "scenario": out / "scenario.toml"}
+    atomic_write(paths["scenario"], lambda p: p.write_text(to_toml(scenario)))
+    atomic_write(paths["summary"],
+                 lambda p: p.write_text(json.dumps(summary, indent=1, default=_jsonable)))
+    dataset = _to_dataset(scenario, result)
+    atomic_write(paths["observables"], lambda p: dataset.to_netcdf(p, engine="netcdf4"))
+    return paths
+
+
+def read_observables(out_dir: str | Path):
+    """Open ``observables.nc`` of a run as an ``xarray.Dataset`` (loaded into memory)."""
+    import xarray as xr
+
+    with xr.open_dataset(Path(out_dir) / "observables.nc", engine="netcdf4") as ds:
+        return ds.load()

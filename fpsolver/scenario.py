@@ -1,0 +1,504 @@
+"""The scenario: the whole model of MODEL §1 plus run settings, as typed data.
+
+One schema (the dataclasses below) drives the TOML files, the ``--set`` overrides, the
+Python API and the resolved ``scenario.toml`` written next to every output. Every field
+is validated on construction; a bad value raises :class:`ScenarioError` naming the
+dotted field path and the fix. Time is in the units of ``tau``; voltages are
+dimensionless.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import logging
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from fpsolver.errors import ScenarioError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Scenario",
+    "load_scenario",
+    "scenario_names",
+    "apply_overrides",
+    "to_toml",
+    "PAIRS",
+    "POPULATIONS",
+]
+
+POPULATIONS = ("e", "i")
+PAIRS = ("ee", "ei", "ie", "ii")
+
+DYNAMICS_FAMILIES = ("linear", "double_well", "cubic")
+NOISE_FAMILIES = ("diagonal", "multiplicative")
+GAIN_FAMILIES = ("linear", "tanh")
+KERNEL_FAMILIES = ("mean_field", "cosine", "gaussian", "exponential", "matrix")
+SPACE_KINDS = ("point", "ring", "torus", "mesh")
+POSITION_KINDS = ("grid", "regular", "iid")
+STATE_DOMAINS = ("box", "disk")
+TIME_SCHEMES = ("bdf2", "cn", "euler")
+
+
+def _doc(text: str, default=dataclasses.MISSING, factory=dataclasses.MISSING):
+    """A dataclass field carrying its help text (shown in errors and the README)."""
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+def _one_of(path: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ScenarioError(path, f"unknown value '{value}'", f"{hint}use one of {list(allowed)}")
+
+
+def _positive(path: str, value: float, fix: str) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ScenarioError(path, f"must be a finite number > 0, got {value}", fix)
+
+
+def _nonnegative(path: str, value: float, fix: str) -> None:
+    if not (value >= 0 and math.isfinite(value)):
+        raise ScenarioError(path, f"must be a finite number >= 0, got {value}", fix)
+
+
+def _length(path: str, value: list, length: int) -> None:
+    if len(value) != length:
+        raise ScenarioError(path, f"needs {length} entries, got {len(value)}",
+                            f"give a list of {length} numbers")
+
+
+@dataclass
+class Population:
+    """One population (``e`` or ``i``) of every local pair."""
+
+    tau: float = _doc("time constant tau_a of the leak F_a = -v_a/tau_a (time units)", 1.0)
+    sigma: float = _doc("noise amplitude sigma_a (voltage / sqrt(time))", 1.0)
+    input: float = _doc("external input A_a, constant part (voltage / time)", 0.0)
+    input_cos: float = _doc("spatial modulation: A_a(x) = input + input_cos * cos(x_1)", 0.0)
+
+    def check(self, path: str) -> None:
+        _positive(f"{path}.tau", self.tau, "set a time constant > 0, e.g. 1.0")
+        _nonnegative(f"{path}.sigma", self.sigma, "set a noise amplitude >= 0")
+        for name in ("input", "input_cos"):
+            if not math.isfinite(getattr(self, name)):
+                raise ScenarioError(f"{path}.{name}", "must be finite", "give a real number")
+
+
+@dataclass
+class Populations:
+    e: Population = _doc("excitatory population (sign +1)", factory=Population)
+    i: Population = _doc("inhibitory population (sign -1)", factory=Population)
+
+    def check(self, path: str) -> None:
+        self.e.check(f"{path}.e")
+        self.i.check(f"{path}.i")
+
+
+@dataclass
+class Dynamics:
+    """Intrinsic dynamics F of a pair (MODEL §1), plus a linear e-i coupling.
+
+    ``linear``:      F_a = -v_a / tau_a + sum_b coupling_ab v_b
+    ``double_well``: F_a = [u_a - u_a^3 / width_a^2] / tau_a + sum_b coupling_ab v_b,
+                     u_a = v_a - center_a (wells at center_a +- width_a)
+    ``cubic``:       F_a = -v_a / tau_a - cubic_a v_a^3 + sum_b coupling_ab v_b
+    """
+
+    family: str = _doc(f"one of {list(DYNAMICS_FAMILIES)}", "linear")
+    coupling: list[list[float]] = _doc("2x2 matrix L added to F: F_a += sum_b L_ab v_b",
+                                       factory=lambda: [[0.0, 0.0], [0.0, 0.0]])
+    center: list[float] = _doc("double_well: centre m_a of the two wells", factory=lambda: [0.0, 0.0])
+    width: list[float] = _doc("double_well: half distance w_a between the wells",
+                              factory=lambda: [1.0, 1.0])
+    cubic: list[float] = _doc("cubic: coefficient beta_a >= 0 of -beta_a v_a^3",
+                              factory=lambda: [0.0, 0.0])
+
+    def check(self, path: str) -> None:
+        _one_of(f"{path}.family", self.family, DYNAMICS_FAMILIES)
+        _length(f"{path}.coupling", self.coupling, 2)
+        for row in self.coupling:
+            _length(f"{path}.coupling", row, 2)
+        for name in ("center", "width", "cubic"):
+            _length(f"{path}.{name}", getattr(self, name), 2)
+        for a, w in zip(POPULATIONS, self.width):
+            _positive(f"{path}.width", w, f"width of population {a} must be > 0")
+        for a, b in zip(POPULATIONS, self.cubic):
+            _nonnegative(f"{path}.cubic", b, f"cubic coefficient of {a} must be >= 0 (stable)")
+
+
+@dataclass
+class Noise:
+    """Noise matrix S (MODEL §1); D = S S^T.
+
+    ``diagonal``:       S = diag(sigma_e, sigma_i)
+    ``multiplicative``: S_aa(v) = sigma_a * sqrt(1 + kappa_a v_a^2)
+    """
+
+    family: str = _doc(f"one of {list(NOISE_FAMILIES)}", "diagonal")
+    kappa: list[float] = _doc("multiplicative: kappa_a >= 0", factory=lambda: [0.0, 0.0])
+
+    def check(self, path: str) -> None:
+        _one_of(f"{path}.family", self.family, NOISE_FAMILIES)
+        _length(f"{path}.kappa", self.kappa, 2)
+        for a, k in zip(POPULATIONS, self.kappa):
+            _nonnegative(f"{path}.kappa", k, f"kappa of population {a} must be >= 0")
+
+
+@dataclass
+class Gains:
+    """Gains G_ab(z) = C_ab * z (``linear``) or C_ab * tanh(z) (``tanh``), C_ab >= 0."""
+
+    family: str = _doc(f"one of {list(GAIN_FAMILIES)}", "linear")
+    ee: float = _doc("C_ee", 0.0)
+    ei: float = _doc("C_ei", 1.0)
+    ie: float = _doc("C_ie", 1.0)
+    ii: float = _doc("C_ii", 1.0)
+
+    def check(self, path: str) -> None:
+        _one_of(f"{path}.family", self.family, GAIN_FAMILIES)
+        for ab in PAIRS:
+            _nonnegative(f"{path}.{ab}", getattr(self, ab), "gains must be nondecreasing: C >= 0")
+
+
+@dataclass
+class Kernel:
+    """Spatial kernels J_ab(x, x') >= 0 (MODEL §1); the entry for pair ab is a list.
+
+    ``mean_field``:  J_ab = [c]                  -> c (default 1)
+    ``cosine``:      J_ab = [c0, c1]             -> c0 + c1 cos(x - x') (warns if c0 < |c1|)
+    ``gaussian``:    J_ab = [c]                  -> c exp(-d^2 / (2 width^2)), d periodic
+    ``exponential``: J_ab = [c]                  -> c exp(-d / width)
+    ``matrix``:      J_ab = [c]                  -> c * M[x, x'], M read from ``file`` (.npy)
+    """
+
+    family: str = _doc(f"one of {list(KERNEL_FAMILIES)}", "mean_field")
+    ee: list[float] = _doc("parameters of J_ee", factory=lambda: [1.0])
+    ei: list[float] = _doc("parameters of J_ei", factory=lambda: [1.0])
+    ie: list[float] = _doc("parameters of J_ie", factory=lambda: [1.0])
+    ii: list[float] = _doc("parameters of J_ii", factory=lambda: [1.0])
+    width: float = _doc("gaussian/exponential: length scale (space units)", 1.0)
+    file: str = _doc("matrix: path of a .npy (sites x sites) matrix M >= 0", "")
+
+    def check(self, path: str) -> None:
+        _one_of(f"{path}.family", self.family, KERNEL_FAMILIES)
+        length = 2 if self.family == "cosine" else 1
+        for ab in PAIRS:
+            params = getattr(self, ab)
+            _length(f"{path}.{ab}", params, length)
+            if params[0] < 0 or not all(math.isfinite(p) for p in params):
+                raise ScenarioError(f"{path}.{ab}", f"negative kernel weight {params[0]}",
+                                    "kernels must be >= 0: use a weight >= 0")
+            if self.family == "cosine" and params[0] < abs(params[1]):
+                logger.warning("%s.%s: c0 + c1 cos(x - x') takes negative values (c0=%g < "
+                               "|c1|=%g); MODEL asks J >= 0, the paper's Fig 5 does not",
+                               path, ab, params[0], abs(params[1]))
+        _positive(f"{path}.width", self.width, "give a kernel length scale > 0")
+        if self.family == "matrix" and not self.file:
+            raise ScenarioError(f"{path}.file", "the matrix kernel needs a file",
+                                "set kernel.file to a .npy file with a (sites x sites) matrix")
+
+
+@dataclass
+class Space:
+    """The space E of positions and its sites (MODEL §1).
+
+    ``point``: one site (mean-field). ``ring``: [0, 2 pi) with ``sites`` equispaced sites.
+    ``torus``: [0, 2 pi)^2 with ``sites`` x ``sites`` sites. ``mesh``: nodes of ``mesh``
+    with lumped quadrature weights. Positions of the particles: ``grid`` puts n/sites
+    pairs at every site (exact network on the site set); ``regular`` spaces the n pairs
+    evenly on the ring; ``iid`` draws them uniformly (ring/torus).
+    """
+
+    kind: str = _doc(f"one of {list(SPACE_KINDS)}", "point")
+    sites: int = _doc("sites of E (per side on the torus); also the recording bins", 1)
+    positions: str = _doc(f"particle positions, one of {list(POSITION_KINDS)}", "grid")
+    mesh: str = _doc("mesh kind: path of a mesh file (meshio-readable)", "")
+
+    def check(self, path: str) -> None:
+        _one_of(f"{path}.kind", self.kind, SPACE_KINDS)
+        _one_of(f"{path}.positions", self.positions, POSITION_KINDS)
+        if self.sites < 1:
+            raise ScenarioError(f"{path}.sites", f"must be >= 1, got {self.sites}",
+                                "give the number of sites, e.g. 64")
+        if self.kind == "point" and self.sites != 1:
+            raise ScenarioError(f"{path}.sites", "a point space has exactly 1 site",
+                                "set space.sites = 1 or space.kind = 'ring'")
+        if self.kind == "mesh" and not self.mesh:
+            raise ScenarioError(f"{path}.mesh", "the mesh space needs a mesh file",
+                                "set space.mesh to a .msh/.xdmf/.vtu file")
+
+
+@dataclass
+class Initial:
+    """Initial data (MODEL §2d): fluctuations ~ N(0, cov); vbar(0) solves the constraint."""
+
+    cov: list[list[float]] = _doc("initial covariance K0 of (y_e, y_i), 2x2 s.p.d.",
+                                  factory=lambda: [[1.0, 0.0], [0.0, 1.0]])
+
+    def check(self, path: str) -> None:
+        _length(f"{path}.cov", self.cov, 2)
+        for row in self.cov:
+            _length(f"{path}.cov", row, 2)
+        (a, b), (c, d) = self.cov
+        if b != c or a <= 0 or a * d - b * c <= 0:
+            raise ScenarioError(f"{path}.cov", f"not symmetric positive definite: {self.cov}",
+                                "give [[K_ee, K_ei], [K_ei, K_ii]] with K_ee > 0, det > 0")
+
+
+@dataclass
+class Record:
+    every: float = _doc("recording interval of the observables (time units)", 0.05)
+    snapshots: list[float] = _doc("times at which full states / densities are saved",
+                                  factory=list)
+
+    def check(self, path: str) -> None:
+        _positive(f"{path}.every", self.every, "give a recording interval > 0")
+
+
+@dataclass
+class Kinetic:
+    """Finite-element discretisation of the fluctuation Fokker-Planck equation (§2b)."""
+
+    degree: int = _doc("Lagrange degree, 1 or 2", 2)
+    cells: int = _doc("cells per side of the generated box mesh", 128)
+    domain: str = _doc("state domain: 'box', 'disk', or a mesh file in meshes/", "box")
+    half_width: float = _doc("half width of the box / radius of the disk (voltage)", 6.0)
+    dt: float = _doc("time step of the kinetic solver (time units)", 0.01)
+    scheme: str = _doc(f"time scheme, one of {list(TIME_SCHEMES)}", "bdf2")
+    petsc_options: dict = _doc("PETSc options merged over the LU/MUMPS defaults", factory=dict)
+
+    def check(self, path: str) -> None:
+        if self.degree not in (1, 2):
+            raise ScenarioError(f"{path}.degree", f"must be 1 or 2, got {self.degree}",
+                                "use P1 (1) or P2 (2)")
+        if self.cells < 2:
+            raise ScenarioError(f"{path}.cells", f"must be >= 2, got {self.cells}",
+                                "use e.g. 64 or 128 cells per side")
+        _positive(f"{path}.half_width", self.half_width, "give the truncation size > 0")
+        _positive(f"{path}.dt", self.dt, "give a time step > 0")
+        _one_of(f"{path}.scheme", self.scheme, TIME_SCHEMES)
+
+
+@dataclass
+class Scenario:
+    """A complete scenario: model (MODEL §1), initial data, time grid and numerics."""
+
+    name: str = _doc("scenario name", "custom")
+    description: str = _doc("one line describing the scenario", "")
+    n: int = _doc("number of local E-I pairs of the finite network", 10000)
+    seed: int = _doc("random seed (same seed -> identical output)", 0)
+    t_end: float = _doc("final time (time units)", 5.0)
+    dt: float = _doc("time step of the particle simulator (time units)", 1e-3)
+    populations: Populations = _doc("the e and i populations", factory=Populations)
+    dynamics: Dynamics = _doc("intrinsic dynamics F", factory=Dynamics)
+    noise: Noise = _doc("noise matrix S", factory=Noise)
+    gains: Gains = _doc("gains G_ab", factory=Gains)
+    kernel: Kernel = _doc("spatial kernels J_ab", factory=Kernel)
+    space: Space = _doc("space E and its sites", factory=Space)
+    initial: Initial = _doc("initial data", factory=Initial)
+    record: Record = _doc("what is recorded and when", factory=Record)
+    kinetic: Kinetic = _doc("finite-element solver settings", factory=Kinetic)
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Validate every field; raise :class:`ScenarioError` on the first bad one."""
+        if self.n < 1:
+            raise ScenarioError("n", f"must be >= 1, got {self.n}", "give the number of pairs")
+        _positive("dt", self.dt, "give a time step > 0, e.g. 1e-3")
+        _positive("t_end", self.t_end, "give a final time > 0")
+        if self.t_end < self.dt:
+            raise ScenarioError("t_end", f"t_end={self.t_end} is shorter than dt={self.dt}",
+                                "make t_end >= dt")
+        for name in ("populations", "dynamics", "noise", "gains", "kernel", "space",
+                     "initial", "record", "kinetic"):
+            getattr(self, name).check(name)
+        if self.kernel.family == "cosine" and self.space.kind != "ring":
+            raise ScenarioError("kernel.family", "the cosine kernel needs a ring",
+                                "set space.kind = 'ring' or use a distance kernel")
+        if self.kernel.family != "mean_field" and self.space.kind == "point":
+            raise ScenarioError("space.kind", f"kernel '{self.kernel.family}' needs a space",
+                                "set space.kind to 'ring', 'torus' or 'mesh'")
+        if self.space.positions == "grid" and self.n % self.space.sites:
+            raise ScenarioError("n", f"n={self.n} is not a multiple of space.sites="
+                                f"{self.space.sites} (grid positions)",
+                                "choose n divisible by sites, or space.positions = 'regular'")
+
+    def replace(self, **changes) -> Scenario:
+        """A validated copy with top-level fields replaced (like dataclasses.replace)."""
+        return dataclasses.replace(copy.deepcopy(self), **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------- loading and overrides
+
+
+def _convert(tp, value, path: str):
+    """Convert a TOML value to the annotated type, or raise ScenarioError."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ScenarioError(path, f"expected a table, got {value!r}",
+                                f"write it as [{path}] with keys")
+        return _from_dict(tp, value, path)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ScenarioError(path, f"expected a number, got {value!r}", "give a number")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or
+                                           (isinstance(value, float) and value.is_integer())):
+            raise ScenarioError(path, f"expected an integer, got {value!r}",
+                                "give a whole number")
+        return int(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ScenarioError(path, f"expected a string, got {value!r}", "quote the value")
+        return value
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ScenarioError(path, f"expected a table, got {value!r}", "give a TOML table")
+        return dict(value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ScenarioError(path, f"expected a list, got {value!r}", "give a [..] list")
+        (item,) = typing.get_args(tp)
+        return [_convert(item, v, path) for v in value]
+    raise TypeError(f"unsupported schema type {tp} at {path}")  # a bug in the schema
+
+
+def _from_dict(cls, data: dict, path: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            where = f"{path}.{key}" if path else key
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ScenarioError(where, "unknown key", f"{hint}known keys here: {names}")
+    return cls(**{k: _convert(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()})
+
+
+def scenario_names() -> list[str]:
+    """Names of the scenarios shipped with the package."""
+    files = resources.files("fpsolver.scenarios").iterdir()
+    return sorted(p.name[:-5] for p in files if p.name.endswith(".toml"))
+
+
+def _read_toml(name_or_path: str | Path) -> tuple[dict, Path | None]:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.exists():
+            raise ScenarioError("scenario", f"file {path} not found",
+                                f"give an existing file or one of {scenario_names()}")
+        text, base = path.read_text(), path.resolve().parent
+    else:
+        ref = resources.files("fpsolver.scenarios") / f"{name_or_path}.toml"
+        if not ref.is_file():
+            raise ScenarioError("scenario", f"no scenario named '{name_or_path}'",
+                                f"use one of {scenario_names()} or a path to a .toml file")
+        text, base = ref.read_text(), None
+    try:
+        return tomllib.loads(text), base
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError("scenario", f"{name_or_path} is not valid TOML: {exc}",
+                            "fix the TOML syntax") from exc
+
+
+def _parse_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word is a string, e.g. --set gains.family=tanh
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` overrides (values in TOML syntax) to a scenario dict."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ScenarioError(item, "an override must look like key.path=value",
+                                "e.g. --set populations.e.tau=0.5")
+        *parents, leaf = key.split(".")
+        node = data
+        for i, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ScenarioError(".".join(parents[: i + 1]), "is a value, not a table",
+                                    f"override it directly, not '{key}'")
+            node = child
+        node[leaf] = _parse_value(text.strip())
+    return data
+
+
+def scenario_from_dict(data: dict) -> Scenario:
+    """Build and validate a :class:`Scenario` from a (TOML) dict."""
+    return _from_dict(Scenario, data)
+
+
+def load_scenario(name_or_path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Load a shipped scenario by name, or a TOML file by path, then apply overrides.
+
+    Relative ``kernel.file`` and ``space.mesh`` paths in a file are taken relative to it.
+    """
+    data, base = _read_toml(name_or_path)
+    data = apply_overrides(data, overrides or [])
+    scenario = scenario_from_dict(data)
+    if base is not None:
+        for section, key in (("kernel", "file"), ("space", "mesh")):
+            value = getattr(getattr(scenario, section), key)
+            if value and not Path(value).is_absolute() and (base / value).exists():
+                setattr(getattr(scenario, section), key, str(base / value))
+    return scenario
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if value != value else
+                                                         ("inf" if value > 0 else "-inf"))
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def to_toml(scenario: Scenario) -> str:
+    """The resolved scenario as TOML text (round-trips through :func:`load_scenario`)."""
+    data = scenario.to_dict()
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)
+             or k == "petsc_options"]
+
+    def table(prefix: str, node: dict):
+        scalars = {k: v for k, v in node.items()
+                   if not isinstance(v, dict) or k == "petsc_options"}
+        tables = {k: v for k, v in node.items() if isinstance(v, dict) and k != "petsc_options"}
+        if scalars:
+            lines.append(f"\n[{prefix}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+        for k, v in tables.items():
+            table(f"{prefix}.{k}", v)
+
+    for k, v in data.items():
+        if isinstance(v, dict):
+            table(k, v)
+    return "\n".join(lines) + "\n"
