@@ -1,0 +1,146 @@
+"""The balance constraint of MODEL §2(a) and its Newton solver.
+
+For every site x_j and population a,
+
+    Phi_a(x_j) = A_a(x_j) + sum_b s_b sum_k J_ab(x_j, x_k) w_k <G_ab(vbar_b(x_k) + y_b)>_k = 0,
+
+with Jacobian dPhi_a(x_j)/dvbar_b(x_k) = s_b J_ab(x_j, x_k) w_k <G_ab'(vbar_b(x_k) + y_b)>_k.
+The expectations come from the caller (Gauss-Hermite for the Gaussian limit, quadrature
+of the finite-element density for the kinetic solver) as a function
+
+    expect(vbar) -> (g, gp),   g[a, b, k] = <G_ab(vbar_b(x_k) + y_b)>_k,  gp likewise with G'.
+
+Low-rank kernels. The balanced input lambda_a(x) = sqrt(n) I_a(x) can only take values in
+the range R_a = span{A_a, J_ae(., x_k), J_ai(., x_k)}; for the cosine kernel that is
+span{1, cos x, sin x}. So the constraint fixes vbar only along R = R_e x R_i: the solver
+looks for ``vbar = base + U c`` with U an orthonormal basis of R and solves U^T Phi = 0
+(rank-many equations); the rest of vbar moves with the slow dynamics d vbar/dt = <F>.
+For full-rank kernels (mean-field, exponential) U = I and this is plain Newton on Phi.
+
+Unknowns and residuals are ordered ``(population, site)``: index ``a * sites + j``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from fpsolver.errors import BalanceError
+from fpsolver.model import Model
+
+__all__ = ["BalanceConstraint", "BalanceInfo"]
+
+Expect = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+_RANK_TOL = 1e-9  # relative singular value below which a kernel direction is dropped
+
+
+@dataclass
+class BalanceInfo:
+    """Outcome of one balance solve: Newton iterations and the final max-norm residual."""
+
+    iterations: int
+    residual: float
+
+
+def _range_basis(model: Model) -> np.ndarray:
+    """Orthonormal basis U (2 sites x rank) of the range R of the balanced input."""
+    B = model.n_sites
+    w = model.sites.weights
+    blocks = []
+    for a in range(2):
+        cols = np.column_stack([model.inputs[:, a], model.kernel[a, 0] * w, model.kernel[a, 1] * w])
+        u, s, _ = np.linalg.svd(cols, full_matrices=False)
+        keep = s > _RANK_TOL * max(s.max(), 1e-300)
+        blocks.append(u[:, keep])
+    U = np.zeros((2 * B, blocks[0].shape[1] + blocks[1].shape[1]))
+    U[:B, : blocks[0].shape[1]] = blocks[0]
+    U[B:, blocks[0].shape[1]:] = blocks[1]
+    return U
+
+
+class BalanceConstraint:
+    """Phi(vbar) = 0 on the sites of a model, solved by damped Newton along its range."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.W = model.coupling()  # W[a, b, j, k] = s_b J_ab(j, k) w_k
+        self.U = _range_basis(model)
+        self.full_rank = self.U.shape[1] == 2 * model.n_sites
+
+    @property
+    def rank(self) -> int:
+        return self.U.shape[1]
+
+    def residual(self, g: np.ndarray) -> np.ndarray:
+        """Phi of MODEL §2(a), shape ``(sites, 2)``, from expectations ``g`` (2, 2, sites)."""
+        return self.model.inputs + np.einsum("abjk,abk->ja", self.W, g)
+
+    def jacobian(self, gp: np.ndarray) -> np.ndarray:
+        """dPhi/dvbar, shape ``(2 sites, 2 sites)``, ordered ``(population, site)``."""
+        B = self.model.n_sites
+        return (self.W * gp[:, :, None, :]).transpose(0, 2, 1, 3).reshape(2 * B, 2 * B)
+
+    def project(self, phi: np.ndarray) -> np.ndarray:
+        return self.U.T @ phi.T.ravel()
+
+    def solve(self, expect: Expect, base: np.ndarray, *, tol: float = 1e-12,
+              max_iter: int = 60, where: str = "") -> tuple[np.ndarray, BalanceInfo]:
+        """Solve U^T Phi(base + U c) = 0 for c by damped Newton, starting at c = 0.
+
+        Args:
+            expect: ``vbar -> (g, gp)`` expectations of the gains and their derivatives.
+            base: ``(sites, 2)``; the free part of vbar and the initial guess.
+            tol: absolute tolerance on max |U^T Phi|.
+            max_iter: Newton iterations before giving up.
+            where: text naming the time (and run) for error messages.
+
+        Raises:
+            BalanceError: singular Jacobian or no convergence (no balanced state).
+        """
+        B = self.model.n_sites
+        U = self.U
+        vbar = np.array(base, dtype=float)
+        g, gp = expect(vbar)
+        phi = self.residual(g)
+        r = self.project(phi)
+        norm = np.abs(r).max()
+        for it in range(max_iter):
+            if norm <= tol:
+                return vbar, BalanceInfo(it, norm)
+            Jr = U.T @ self.jacobian(gp) @ U
+            try:
+                step = np.linalg.solve(Jr, -r)
+            except np.linalg.LinAlgError as exc:
+                raise BalanceError(self._singular(Jr, where)) from exc
+            if not np.all(np.isfinite(step)) or np.linalg.cond(Jr) > 1e13:
+                raise BalanceError(self._singular(Jr, where))
+            dv = (U @ step).reshape(2, B).T
+            damping = 1.0
+            while True:  # backtracking on max |U^T Phi|
+                trial = vbar + damping * dv
+                g_t, gp_t = expect(trial)
+                phi_t = self.residual(g_t)
+                r_t = self.project(phi_t)
+                norm_t = np.abs(r_t).max()
+                if norm_t < (1 - 1e-4 * damping) * norm or damping < 1e-3 or norm_t <= tol:
+                    break
+                damping /= 2
+            vbar, gp, phi, r, norm = trial, gp_t, phi_t, r_t, norm_t
+        if norm <= 1e3 * np.finfo(float).eps * (1 + np.abs(self.model.inputs).max()):
+            return vbar, BalanceInfo(max_iter, norm)  # converged to round-off
+        worst = int(np.unravel_index(np.abs(phi).argmax(), phi.shape)[0])
+        raise BalanceError(
+            f"no balanced state{where}: Newton stopped after {max_iter} iterations with "
+            f"|Phi| = {norm:.3e} (largest at site {worst}, x = "
+            f"{self.model.sites.points[worst].round(4).tolist()}); the inputs cannot be "
+            "cancelled by the recurrent gains (e.g. A_e >= C_ei with tanh gains). "
+            "Check the scenario with `fpsolver stability SCENARIO`.")
+
+    def _singular(self, Jr: np.ndarray, where: str) -> str:
+        s = np.linalg.svd(Jr, compute_uv=False)
+        return (f"singular balance Jacobian{where}: smallest singular value {s[-1]:.2e} "
+                f"(largest {s[0]:.2e}); the balanced state is not isolated (the index-1 "
+                "condition of MODEL §2 fails: saturated gains or degenerate kernel weights). "
+                "Check the scenario with `fpsolver stability SCENARIO`.")

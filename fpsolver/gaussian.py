@@ -1,0 +1,135 @@
+"""The Gaussian reduction of MODEL §3 (linear F, additive noise).
+
+If F(v) = -Lambda v + f0 and S is constant, every fluctuation density is the centred
+Gaussian N(0, K(t)), the same at every site, with the Lyapunov ODE
+
+    dK/dt = -Lambda K - K Lambda^T + S S^T,
+
+solved exactly through the eigen-decomposition of the Lyapunov operator. The means follow
+from the balance constraint (MODEL §2a) with Gauss-Hermite expectations
+<G_ab(vbar_b + y_b)>, y_b ~ N(0, K_bb), and the balance current (MODEL §2c) is
+lambda = d vbar/dt - <F(vbar + y)> = d vbar/dt + Lambda vbar - f0.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from scipy.linalg import expm
+
+from fpsolver.balance import BalanceConstraint
+from fpsolver.errors import ScenarioError
+from fpsolver.model import Model, build_model
+from fpsolver.output import RunResult
+from fpsolver.scenario import PAIRS, Scenario
+
+__all__ = ["lyapunov_covariance", "gaussian_expectations", "run_gaussian", "record_times"]
+
+_HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(80)
+_HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()  # probabilists', sum 1
+
+
+def record_times(t_end: float, every: float) -> np.ndarray:
+    """Recording grid 0, every, 2 every, ..., ending exactly at t_end."""
+    count = int(np.floor(t_end / every + 1e-9))
+    t = every * np.arange(count + 1)
+    return t if np.isclose(t[-1], t_end) else np.append(t, t_end)
+
+
+def lyapunov_covariance(Lambda: np.ndarray, D: np.ndarray, K0: np.ndarray,
+                        t: np.ndarray) -> np.ndarray:
+    """Exact solution of dK/dt = -Lambda K - K Lambda^T + D at times ``t``, shape (T, 2, 2).
+
+    With vec(K) the operator is L = -(I kron Lambda + Lambda kron I); K(t) = K_inf +
+    expm(L t) (K0 - K_inf), K_inf = -L^{-1} vec(D).
+    """
+    eye = np.eye(2)
+    L = -(np.kron(eye, Lambda) + np.kron(Lambda, eye))
+    k_inf = np.linalg.solve(L, -D.ravel())
+    out = np.array([k_inf + expm(L * s) @ (K0.ravel() - k_inf) for s in t])
+    return out.reshape(len(t), 2, 2)
+
+
+def gaussian_expectations(model: Model, vbar: np.ndarray, K: np.ndarray):
+    """<G_ab(vbar_b + y_b)> and <G_ab'> for y ~ N(0, K) at every site.
+
+    Args:
+        vbar: means, shape ``(sites, 2)``.
+        K: covariance, shape ``(2, 2)`` (the same at every site).
+
+    Returns:
+        ``(g, gp)``, each of shape ``(2, 2, sites)``.
+    """
+    B = len(vbar)
+    g = np.empty((2, 2, B))
+    gp = np.empty((2, 2, B))
+    for idx, ab in enumerate(PAIRS):
+        a, b = divmod(idx, 2)
+        z = vbar[:, b, None] + np.sqrt(K[b, b]) * _HERMITE_NODES[None, :]
+        g[a, b] = model.G[ab](z) @ _HERMITE_WEIGHTS
+        gp[a, b] = model.G_prime[ab](z) @ _HERMITE_WEIGHTS
+    return g, gp
+
+
+def _require_gaussian(model: Model) -> None:
+    if model.linear_drift is None:
+        raise ScenarioError("dynamics.family", f"the Gaussian reduction needs linear F, got "
+                            f"'{model.scenario.dynamics.family}'",
+                            "use `fpsolver kinetic` for nonlinear dynamics")
+    if model.additive_noise is None:
+        raise ScenarioError("noise.family", "the Gaussian reduction needs additive noise",
+                            "set noise.family = 'diagonal' or use `fpsolver kinetic`")
+
+
+def _balanced_means(model: Model, constraint: BalanceConstraint, Lambda: np.ndarray,
+                    f0: np.ndarray, D: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """vbar at the times ``t`` from the constraint (MODEL §2a) with K(t) of §3.
+
+    Full-rank kernels fix vbar at each time. Otherwise the part of vbar outside the range
+    of the balanced input follows d vbar/dt = -Lambda vbar + f0 (explicit Euler with the
+    kinetic time step) and the constraint fixes the rest, starting from the minimum-norm
+    consistent vbar(0).
+    """
+    K0 = np.array(model.scenario.initial.cov)
+    substeps = 1 if constraint.full_rank else max(
+        1, int(np.ceil((t[1] - t[0]) / model.scenario.kinetic.dt - 1e-9)) if len(t) > 1 else 1)
+    vbar = np.empty((len(t), model.n_sites, 2))
+    current = np.zeros((model.n_sites, 2))
+    for s, ts in enumerate(t):
+        t_prev = t[s - 1] if s else 0.0
+        for k in range(1 if s == 0 else substeps):
+            tk = ts if s == 0 else t_prev + (ts - t_prev) * (k + 1) / substeps
+            Kk = lyapunov_covariance(Lambda, D, K0, np.array([tk]))[0]
+            if s and not constraint.full_rank:
+                current = current + (tk - t_prev - (ts - t_prev) * k / substeps) * (
+                    f0 - current @ Lambda.T)
+            current, _ = constraint.solve(
+                lambda v, Kk=Kk: gaussian_expectations(model, v, Kk), current,
+                where=f" at t = {tk:g}")
+        vbar[s] = current
+    return vbar
+
+
+def run_gaussian(scenario: Scenario, model: Model | None = None) -> RunResult:
+    """The Gaussian limit on the recording grid: K(t), vbar(x, t) and lambda(x, t)."""
+    start = time.perf_counter()
+    model = model or build_model(scenario)
+    _require_gaussian(model)
+    Lambda, f0 = model.linear_drift
+    S = model.additive_noise
+    t = record_times(scenario.t_end, scenario.record.every)
+    K = lyapunov_covariance(Lambda, S @ S.T, np.array(scenario.initial.cov), t)
+    constraint = BalanceConstraint(model)
+    vbar = _balanced_means(model, constraint, Lambda, f0, S @ S.T, t)
+    B = model.n_sites
+    dvdt = np.gradient(vbar, t, axis=0, edge_order=2) if len(t) > 2 else np.zeros_like(vbar)
+    lam = dvdt + vbar @ Lambda.T - f0
+    cov = np.broadcast_to(K[:, None], (len(t), B, 2, 2)).copy()
+    return RunResult(
+        kind="gaussian", t=t, vbar=vbar, cov=cov, sites=model.sites,
+        extra={"lambda_": (("time", "site", "population"), lam,
+                           {"long_name": "balance current lambda (MODEL 2c)",
+                            "units": "voltage / time"})},
+        info={"wall_time": time.perf_counter() - start,
+              "balance_rank": constraint.rank})
