@@ -1,0 +1,5 @@
+import sys
+
+from fpsolver.cli import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""Scenario schema: loading, overrides, round trip, and one test per validation rule."""
+
+import tomllib
+
+import pytest
+
+from fpsolver.errors import ScenarioError
+from fpsolver.scenario import load_scenario, scenario_from_dict, scenario_names, to_toml
+
+SHIPPED = ["bistable", "linear", "ring-bump", "ring-oscillation", "tanh"]
+
+
+def test_shipped_scenarios_load_and_round_trip():
+    assert set(SHIPPED) <= set(scenario_names())
+    for name in SHIPPED:
+        sc = load_scenario(name)
+        assert sc.name == name
+        assert scenario_from_dict(tomllib.loads(to_toml(sc))) == sc
+
+
+def test_overrides_dotted_and_top_level():
+    sc = load_scenario("tanh", ["populations.e.tau=0.5", "n=400", "seed=7", "t_end=2",
+                                "dt=0.01", "gains.family=linear", "kernel.ee=[2.0]"])
+    assert sc.populations.e.tau == 0.5 and sc.n == 400 and sc.seed == 7
+    assert sc.t_end == 2.0 and sc.dt == 0.01 and sc.gains.family == "linear"
+    assert sc.kernel.ee == [2.0]
+
+
+def test_load_by_path(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(to_toml(load_scenario("linear", ["n=123"])))
+    assert load_scenario(path).n == 123
+
+
+@pytest.mark.parametrize("override, field", [
+    ("bogus=1", "bogus"),                                  # unknown key
+    ("populations.e.taux=1", "populations.e.taux"),        # unknown nested key
+    ("populations.e.tau='fast'", "populations.e.tau"),     # wrong type
+    ("n=2.5", "n"),                                        # wrong type (not an integer)
+    ("populations.e.tau=0", "populations.e.tau"),          # tau <= 0
+    ("populations.i.tau=-1", "populations.i.tau"),         # tau <= 0
+    ("populations.e.sigma=-0.1", "populations.e.sigma"),   # sigma < 0
+    ("n=0", "n"),                                          # n < 1
+    ("dt=0", "dt"),                                        # dt <= 0
+    ("dt=-1e-3", "dt"),                                    # dt <= 0
+    ("kernel.ei=[-1.0]", "kernel.ei"),                     # negative kernel
+    ("gains.ie=-1.0", "gains.ie"),                         # decreasing gain
+    ("t_end=0.0001", "t_end"),                             # t_end < dt
+    ("gains.family='tanhh'", "gains.family"),              # unknown family
+    ("dynamics.family='quartic'", "dynamics.family"),      # unknown family
+    ("noise.family='colored'", "noise.family"),            # unknown family
+    ("kernel.family='box'", "kernel.family"),              # unknown family
+    ("initial.cov=[[1.0, 2.0], [2.0, 1.0]]", "initial.cov"),  # not positive definite
+    ("kinetic.degree=3", "kinetic.degree"),
+    ("kinetic.scheme='rk4'", "kinetic.scheme"),
+])
+def test_bad_input_names_the_field(override, field):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("tanh", [override])
+    assert info.value.field == field
+    assert f"'{field}'" in str(info.value) and "fix:" in str(info.value)
+
+
+def test_unknown_family_suggests_the_closest_name():
+    with pytest.raises(ScenarioError, match="did you mean 'tanh'"):
+        load_scenario("tanh", ["gains.family=tanhh"])
+
+
+def test_unknown_scenario_and_missing_file(tmp_path):
+    with pytest.raises(ScenarioError, match="no scenario named"):
+        load_scenario("nope")
+    with pytest.raises(ScenarioError, match="not found"):
+        load_scenario(tmp_path / "missing.toml")
+
+
+def test_malformed_override_and_toml(tmp_path):
+    with pytest.raises(ScenarioError, match="key.path=value"):
+        load_scenario("tanh", ["n"])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("n = = 3")
+    with pytest.raises(ScenarioError, match="not valid TOML"):
+        load_scenario(bad)
+
+
+def test_grid_positions_need_divisible_n():
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("ring-bump", ["n=1000"])
+    assert info.value.field == "n"
