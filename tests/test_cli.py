@@ -1,0 +1,48 @@
+"""The command line: every subcommand that needs no heavy solver, and the output files."""
+
+import json
+
+import numpy as np
+
+from fpsolver.cli import main
+from fpsolver.output import read_observables
+
+
+def test_gaussian_writes_summary_and_observables(tmp_path, capsys):
+    assert main(["gaussian", "tanh", "--set", "t_end=1", "--out", str(tmp_path)]) == 0
+    assert "0.082605" in capsys.readouterr().out  # vbar_e(0) of MODEL §5's table
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["solver"] == "gaussian" and summary["scenario"]["t_end"] == 1.0
+    assert set(summary["series"]) == {"t", "vbar_e", "vbar_i", "K_ee", "K_ii", "K_ei"}
+    ds = read_observables(tmp_path)
+    assert ds["vbar"].dims == ("time", "site", "population")
+    assert ds["cov"].dims == ("time", "site", "population", "population_")
+    np.testing.assert_allclose(ds["vbar"].values[:, 0, 0], summary["series"]["vbar_e"])
+    assert "name = \"tanh\"" in (tmp_path / "scenario.toml").read_text()
+
+
+def test_stability_json(capsys):
+    assert main(["stability", "ring-oscillation", "--set", "n=400", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "oscillating"
+    assert abs(report["frequency"] - 20.0) < 1e-9
+    assert {"re", "im"} == set(report["modes"]["1"][0])
+
+
+def test_stability_text(capsys):
+    assert main(["stability", "linear"]) == 0
+    out = capsys.readouterr().out
+    assert "attracting" in out and "+0.003750" in out
+
+
+def test_bad_override_is_a_clear_error(capsys):
+    assert main(["gaussian", "tanh", "--set", "populations.e.tau=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "populations.e.tau" in err and "fix:" in err
+
+
+def test_show_and_scenarios(capsys):
+    assert main(["show", "tanh", "--set", "n=77"]) == 0
+    assert "n = 77" in capsys.readouterr().out
+    assert main(["scenarios"]) == 0
+    assert "ring-bump" in capsys.readouterr().out
