@@ -80,15 +80,19 @@ def _write(args, scenario, result) -> None:
     print(f"wrote {paths['summary']} and {paths['observables']}")
 
 
+def _print_final(label: str, result, suffix: str) -> None:
+    s = result.site_average()
+    print(f"{label}, t = {s['t'][-1]:g}: vbar = ({s['vbar_e'][-1]:.6f}, {s['vbar_i'][-1]:.6f}),"
+          f" K = ({s['K_ee'][-1]:.6f}, {s['K_ii'][-1]:.6f}); "
+          f"{result.info.get('wall_time', 0):.1f} s{suffix}")
+
+
 def _cmd_particles(args) -> int:
     from fpsolver.particles import run_particles
 
     scenario = load_scenario(args.scenario, args.overrides)
     result = run_particles(scenario, progress=False if args.quiet else None)
-    s = result.site_average()
-    print(f"{scenario.name}: n = {scenario.n}, t = {s['t'][-1]:g}: vbar = "
-          f"({s['vbar_e'][-1]:.6f}, {s['vbar_i'][-1]:.6f}), K = ({s['K_ee'][-1]:.6f}, "
-          f"{s['K_ii'][-1]:.6f}); {result.info.get('wall_time', 0):.1f} s")
+    _print_final(f"{scenario.name}: n = {scenario.n}", result, "")
     _write(args, scenario, result)
     return 0
 
@@ -140,10 +144,7 @@ def _cmd_kinetic(args) -> int:
     result = run_kinetic(scenario, comm=comm, progress=False if args.quiet else None,
                          snapshot_dir=snap)
     if comm.rank == 0:
-        s = result.site_average()
-        print(f"{scenario.name}: t = {s['t'][-1]:g}: vbar = ({s['vbar_e'][-1]:.6f}, "
-              f"{s['vbar_i'][-1]:.6f}), K = ({s['K_ee'][-1]:.6f}, {s['K_ii'][-1]:.6f}); "
-              f"{result.info.get('wall_time', 0):.1f} s on {comm.size} rank(s)")
+        _print_final(scenario.name, result, f" on {comm.size} rank(s)")
         _write(args, scenario, result)
     return 0
 
