@@ -136,9 +136,21 @@ def _cmd_stability(args) -> int:
 def _cmd_kinetic(args) -> int:
     from mpi4py import MPI
 
-    from fpsolver.kinetic import run_kinetic
+    from fpsolver.runtime.parallel import abort_on_error, is_shared
 
     comm = MPI.COMM_WORLD
+    with abort_on_error(comm):  # an error on some ranks only ends the job (no hang)
+        try:
+            return _run_kinetic(args, comm)
+        except FpsolverError as exc:
+            if is_shared(exc) and comm.rank != 0:
+                return 2  # raised on every rank together: rank 0 prints it
+            raise
+
+
+def _run_kinetic(args, comm) -> int:
+    from fpsolver.kinetic import run_kinetic
+
     scenario = load_scenario(args.scenario, args.overrides)
     snap = args.out / "snapshots" if (args.snapshots and args.out) else None
     result = run_kinetic(scenario, comm=comm, progress=False if args.quiet else None,

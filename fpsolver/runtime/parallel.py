@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import sys
+import time
 import traceback
 from typing import Callable, Iterator, TypeVar
 
@@ -28,6 +29,7 @@ from fpsolver.errors import FpsolverError
 __all__ = ["RemoteError", "run_shared", "shared_failure", "abort_on_error", "is_shared"]
 
 T = TypeVar("T")
+_ABORT_GRACE = 0.5  # seconds between printing the error and MPI_Abort
 
 
 class RemoteError(FpsolverError, RuntimeError):
@@ -151,5 +153,6 @@ def abort_on_error(comm=None, *, prefix: str = "fpsolver: error") -> Iterator[No
             sys.stderr.write(text + f"{prefix}: aborting all {comm.size} ranks\n")
             sys.stderr.flush()
             sys.stdout.flush()
+            time.sleep(_ABORT_GRACE)  # mpirun forwards output asynchronously; Abort kills it
         finally:
             comm.Abort(1)

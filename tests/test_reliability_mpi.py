@@ -1,0 +1,106 @@
+"""Reliability under `mpirun -n 2`, launched as subprocesses from a normal pytest run.
+
+- a failure on one rank ends the job (nonzero exit, message on stderr) instead of hanging;
+- SIGTERM at a random step writes a checkpoint; resuming gives bit-identical results;
+- a NaN on one rank stops every rank with the last good state saved.
+"""
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+BIN = Path(sys.executable).parent
+MPIRUN = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")
+
+pytestmark = pytest.mark.skipif(MPIRUN is None, reason="mpirun not found")
+
+
+def _launch(ranks, args, **kwargs):
+    cmd = ([MPIRUN, "-n", str(ranks)] if ranks > 1 else []) + [sys.executable, *map(str, args)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def _run(ranks, args, timeout=30, env=None, cwd=None):
+    proc = _launch(ranks, args, env={**os.environ, **(env or {})}, cwd=cwd)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"{args} hung for more than {timeout} s")
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("fpsolver", "error on rank 1 of 2: kinetic.domain: test failure on rank 1"),
+    ("python", "error on rank 1 of 2: ZeroDivisionError"),
+])
+def test_failure_on_one_rank_ends_the_job(kind, message):
+    rc, out, err = _run(2, [PROGRAMS / "fail_on_rank.py", "kinetic", "linear", "--quiet"],
+                        env={"FPSOLVER_FAIL_ON_RANK": "1", "FPSOLVER_FAIL_KIND": kind})
+    assert rc != 0
+    assert message in err and "aborting all 2 ranks" in err
+
+
+def test_shared_failure_exits_cleanly_on_every_rank():
+    rc, out, err = _run(2, [PROGRAMS / "fail_on_rank.py", "kinetic", "linear", "--quiet"],
+                        env={"FPSOLVER_FAIL_ON_RANK": "1", "FPSOLVER_FAIL_KIND": "shared"})
+    assert rc == 2
+    assert err.count("test failure on rank 1 [rank 1 of 2]") == 1  # printed once, by rank 0
+    assert "Abort" not in err
+
+
+def _toy(ranks, tmp, *extra, timeout=60):
+    return _run(ranks, [PROGRAMS / "toy_loop.py", *extra], timeout=timeout, cwd=tmp)
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_sigterm_then_resume_matches_uninterrupted_run(tmp_path, ranks):
+    steps = 150
+    rc, out, err = _toy(ranks, tmp_path, "--steps", steps, "--out", "ref.npy")
+    assert rc == 0, err
+    stop_after = random.Random().randint(5, 120)
+    proc = _launch(ranks, [PROGRAMS / "toy_loop.py", "--steps", steps, "--every", 13,
+                           "--sleep", 0.02, "--dir", "ck", "--out", "cut.npy"], cwd=tmp_path)
+    for line in proc.stdout:
+        if line.strip() == f"step {stop_after}":
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    assert "interrupted by SIGTERM after step" in err and "--resume ck" in err
+    assert not (tmp_path / "cut.npy").exists()
+    rc, out, err = _toy(ranks, tmp_path, "--steps", steps, "--every", 13, "--resume", "ck",
+                        "--out", "resumed.npy")
+    assert rc == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "resumed.npy"),
+                                  np.load(tmp_path / "ref.npy"))
+
+
+def test_nan_on_one_rank_stops_all_with_last_good_state(tmp_path):
+    rc, out, err = _toy(2, tmp_path, "--steps", 60, "--dir", "ck", "--nan-at", 31)
+    assert rc == 3
+    assert "NaN value in u at site 3 at step 31 (t = 0.031)" in err
+    assert "saved in ck (step 30, t = 0.03)" in err
+    # the saved state continues: resuming up to step 30 reproduces it
+    rc, out, err = _toy(2, tmp_path, "--steps", 30, "--resume", "ck", "--out", "a.npy")
+    assert rc == 0, err
+    rc, out, err = _toy(2, tmp_path, "--steps", 30, "--out", "b.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_resume_on_another_rank_count_is_refused(tmp_path):
+    rc, out, err = _toy(2, tmp_path, "--steps", 10, "--dir", "ck")
+    assert rc == 0, err
+    rc, out, err = _toy(1, tmp_path, "--steps", 20, "--resume", "ck")
+    assert rc == 3 and "written by 2 rank(s), this run has 1" in err
