@@ -148,6 +148,16 @@ def _kernel_matrix(sc: Scenario, sites: Sites) -> np.ndarray:
     return J
 
 
+MAX_SITES = 4096  # dense kernels and balance Jacobians are (2 sites)^2 doubles
+
+
+def _check_size(kind: str, count: int) -> None:
+    if count > MAX_SITES:
+        raise ScenarioError("space.sites", f"{count} sites on the {kind}: the dense kernel "
+                            f"alone would need {32 * count**2 / 2**30:.3g} GiB (limit "
+                            f"{MAX_SITES} sites)", f"use at most {MAX_SITES} sites")
+
+
 def build_model(sc: Scenario, *, F: Pointwise | None = None, S_diag: Pointwise | None = None,
                 G: dict | None = None, J: Callable | None = None) -> Model:
     """Build the :class:`Model` of a scenario; any family may be replaced by a callable.
@@ -159,7 +169,9 @@ def build_model(sc: Scenario, *, F: Pointwise | None = None, S_diag: Pointwise |
         G: user gains ``{ab: (G, G_prime)}`` for some or all pairs ``ab``.
         J: user kernel ``J(a, b, x, x') -> array``, evaluated on the site grid.
     """
+    _check_size(sc.space.kind, sc.space.sites ** (2 if sc.space.kind == "torus" else 1))
     sites = make_sites(sc.space)
+    _check_size(sc.space.kind, sites.count)
     pops = (sc.populations.e, sc.populations.i)
     x1 = sites.points[:, 0]
     inputs = np.stack([p.input + p.input_cos * np.cos(x1) for p in pops], axis=1)

@@ -45,6 +45,8 @@ SPACE_KINDS = ("point", "ring", "torus", "mesh")
 POSITION_KINDS = ("grid", "regular", "iid")
 STATE_DOMAINS = ("box", "disk")
 TIME_SCHEMES = ("bdf2", "cn", "euler")
+MAX_STEPS = 10**10  # time steps of one run; beyond, a typo is likelier than a plan
+MAX_RECORDS = 10**7  # recording times (each stores every site)
 
 
 def _doc(text: str, default=dataclasses.MISSING, factory=dataclasses.MISSING):
@@ -69,6 +71,12 @@ def _positive(path: str, value: float, fix: str) -> None:
 def _nonnegative(path: str, value: float, fix: str) -> None:
     if not (value >= 0 and math.isfinite(value)):
         raise ScenarioError(path, f"must be a finite number >= 0, got {value}", fix)
+
+
+def _finite(path: str, values: list, fix: str = "give finite numbers") -> None:
+    flat = [v for row in values for v in (row if isinstance(row, list) else [row])]
+    if not all(math.isfinite(v) for v in flat):
+        raise ScenarioError(path, f"must be finite, got {values}", fix)
 
 
 def _length(path: str, value: list, length: int) -> None:
@@ -128,8 +136,10 @@ class Dynamics:
         _length(f"{path}.coupling", self.coupling, 2)
         for row in self.coupling:
             _length(f"{path}.coupling", row, 2)
+        _finite(f"{path}.coupling", self.coupling)
         for name in ("center", "width", "cubic"):
             _length(f"{path}.{name}", getattr(self, name), 2)
+        _finite(f"{path}.center", self.center)
         for a, w in zip(POPULATIONS, self.width):
             _positive(f"{path}.width", w, f"width of population {a} must be > 0")
         for a, b in zip(POPULATIONS, self.cubic):
@@ -195,7 +205,8 @@ class Kernel:
         for ab in PAIRS:
             params = getattr(self, ab)
             _length(f"{path}.{ab}", params, length)
-            if params[0] < 0 or not all(math.isfinite(p) for p in params):
+            _finite(f"{path}.{ab}", params, "give finite kernel parameters")
+            if params[0] < 0:
                 raise ScenarioError(f"{path}.{ab}", f"negative kernel weight {params[0]}",
                                     "kernels must be >= 0: use a weight >= 0")
             if self.family == "cosine" and params[0] < abs(params[1]):
@@ -249,6 +260,7 @@ class Initial:
         _length(f"{path}.cov", self.cov, 2)
         for row in self.cov:
             _length(f"{path}.cov", row, 2)
+        _finite(f"{path}.cov", self.cov, "give a finite covariance matrix")
         (a, b), (c, d) = self.cov
         if b != c or a <= 0 or a * d - b * c <= 0:
             raise ScenarioError(f"{path}.cov", f"not symmetric positive definite: {self.cov}",
@@ -263,6 +275,8 @@ class Record:
 
     def check(self, path: str) -> None:
         _positive(f"{path}.every", self.every, "give a recording interval > 0")
+        for t in self.snapshots:
+            _nonnegative(f"{path}.snapshots", t, "give snapshot times >= 0")
 
 
 @dataclass
@@ -287,6 +301,11 @@ class Kinetic:
         _positive(f"{path}.half_width", self.half_width, "give the truncation size > 0")
         _positive(f"{path}.dt", self.dt, "give a time step > 0")
         _one_of(f"{path}.scheme", self.scheme, TIME_SCHEMES)
+        for key, value in self.petsc_options.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise ScenarioError(f"{path}.petsc_options.{key}", f"PETSc option values are "
+                                    f"strings or numbers, got {value!r}",
+                                    'e.g. petsc_options = { ksp_type = "preonly" }')
 
 
 @dataclass
@@ -318,12 +337,21 @@ class Scenario:
             raise ScenarioError("n", f"must be >= 1, got {self.n}", "give the number of pairs")
         _positive("dt", self.dt, "give a time step > 0, e.g. 1e-3")
         _positive("t_end", self.t_end, "give a final time > 0")
+        if not 0 <= self.seed < 2**63:
+            raise ScenarioError("seed", f"must be >= 0, got {self.seed}", "give a seed >= 0")
         if self.t_end < self.dt:
             raise ScenarioError("t_end", f"t_end={self.t_end} is shorter than dt={self.dt}",
                                 "make t_end >= dt")
         for name in ("populations", "dynamics", "noise", "gains", "kernel", "space",
                      "initial", "record", "kinetic"):
             getattr(self, name).check(name)
+        for field_, step, limit in (("dt", self.dt, MAX_STEPS),
+                                    ("record.every", self.record.every, MAX_RECORDS),
+                                    ("kinetic.dt", self.kinetic.dt, MAX_STEPS)):
+            if self.t_end / step > limit:
+                raise ScenarioError(field_, f"t_end / {field_} = {self.t_end / step:.3g} "
+                                    f"(more than {limit:.0e})",
+                                    f"make {field_} larger or t_end smaller")
         if self.kernel.family == "cosine" and self.space.kind != "ring":
             raise ScenarioError("kernel.family", "the cosine kernel needs a ring",
                                 "set space.kind = 'ring' or use a distance kernel")

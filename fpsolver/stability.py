@@ -132,7 +132,8 @@ def analyse_stability(scenario: Scenario, *, time: float = 0.0,
     constraint = BalanceConstraint(model)
     offset = None
     if model.linear_drift is not None and model.additive_noise is not None:
-        run = run_gaussian(scenario.replace(t_end=max(time, scenario.record.every)), model)
+        run = run_gaussian(scenario.replace(t_end=max(time, scenario.record.every, scenario.dt)),
+                           model)
         s = int(np.argmin(np.abs(run.t - time)))
         vbar, K, lam = run.vbar[s], run.cov[s, 0], run.extra["lambda_"][1][s]
     elif time == 0.0:
@@ -156,7 +157,7 @@ def analyse_stability(scenario: Scenario, *, time: float = 0.0,
             ev = np.linalg.eigvals(M)
             modes[k] = ev[np.argsort(-ev.imag)]
     verdict, freq = _verdict(eig, scenario.n)
-    if lam is not None:
+    if lam is not None and np.linalg.cond(Jr) < 1e13:  # singular DPhi: no offset (unstable)
         U = constraint.U
         delta = U @ np.linalg.solve(Jr, U.T @ lam.T.ravel()) / np.sqrt(scenario.n)
         offset = delta.reshape(2, -1) @ model.sites.weights
