@@ -139,6 +139,10 @@ class BalanceConstraint:
             "Check the scenario with `fpsolver stability SCENARIO`.")
 
     def _singular(self, Jr: np.ndarray, where: str) -> str:
+        if not np.isfinite(Jr).all():
+            return (f"non-finite balance Jacobian{where}: the expectations overflowed (the "
+                    "fluctuations or the means are huge). Check the scenario with "
+                    "`fpsolver stability SCENARIO`.")
         s = np.linalg.svd(Jr, compute_uv=False)
         return (f"singular balance Jacobian{where}: smallest singular value {s[-1]:.2e} "
                 f"(largest {s[0]:.2e}); the balanced state is not isolated (the index-1 "

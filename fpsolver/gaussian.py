@@ -80,6 +80,13 @@ def _require_gaussian(model: Model) -> None:
     if model.additive_noise is None:
         raise ScenarioError("noise.family", "the Gaussian reduction needs additive noise",
                             "set noise.family = 'diagonal' or use `fpsolver kinetic`")
+    eig = np.linalg.eigvals(model.linear_drift[0])
+    if eig.real.min() <= 0:
+        raise ScenarioError("dynamics.coupling", "the linear drift F(v) = -Lambda v is not "
+                            "contracting (Lambda = diag(1/tau) - coupling has eigenvalues "
+                            f"{np.round(eig, 6).tolist()}): the covariance has no bounded "
+                            "Gaussian limit", "make diag(1/tau) - coupling have eigenvalues "
+                            "with positive real part")
 
 
 def _balanced_means(model: Model, constraint: BalanceConstraint, Lambda: np.ndarray,

@@ -74,7 +74,7 @@ def _mesh_sites(path: str) -> Sites:
         raise MeshError(f"space.mesh: file {file} not found -- give an existing mesh file")
     try:
         mesh = meshio.read(file)
-    except Exception as exc:  # meshio raises many types for unreadable files
+    except (Exception, SystemExit) as exc:  # meshio raises many types, even SystemExit
         raise MeshError(f"space.mesh: cannot read {file}: {exc}") from exc
     tri = [c.data for c in mesh.cells if c.type == "triangle"]
     if not tri:

@@ -187,3 +187,22 @@ def test_singular_fast_jacobian_reports_no_offset():
                                   "populations.i.input=0.0"])
     report = analyse_stability(sc)
     assert report.verdict == "unstable" and report.offset is None
+
+
+@pytest.mark.parametrize("coupling", ["[[0.0, 0.0], [0.0, 1.0]]",      # Lambda singular
+                                      "[[0.0, 0.0], [0.0, 7099.0]]"])  # K overflows
+def test_non_contracting_linear_drift_is_a_scenario_error(coupling):
+    sc = load_scenario("linear", [f"dynamics.coupling={coupling}"])
+    with pytest.raises(ScenarioError) as info:
+        analyse_stability(sc)
+    assert info.value.field == "dynamics.coupling"
+
+
+def test_unreadable_space_mesh_is_a_mesh_error(tmp_path):
+    from fpsolver.errors import MeshError
+
+    (tmp_path / "junk.msh").write_text("not a mesh")
+    sc = load_scenario("linear", ["space.kind='mesh'", f"space.mesh='{tmp_path}/junk.msh'",
+                                  "space.sites=1"])
+    with pytest.raises(MeshError, match="cannot read"):
+        build_model(sc)
