@@ -61,6 +61,10 @@ class RunResult:
                 "K_ee": cov[:, 0, 0], "K_ii": cov[:, 1, 1], "K_ei": cov[:, 0, 1]}
 
 
+_UMASK = os.umask(0o022)  # read once (the only way): mkstemp files are 0600, outputs
+os.umask(_UMASK)           # get the permissions an ordinary open() would give them
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path`` (atomic on POSIX)."""
     path = Path(path)
@@ -69,6 +73,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
