@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="print the resolved scenario as TOML")
     _scenario_args(p, out=False)
 
+    p = sub.add_parser("plot", help="standard figures of a run (PNGs in OUT_DIR/figures)")
+    p.add_argument("out_dir", type=Path, help="a run's output directory")
+    p.add_argument("--compare", type=Path, nargs="+", default=[], metavar="OTHER_DIR",
+                   help="more output directories to overlay (e.g. particles vs kinetic)")
+
     p = sub.add_parser("demo", help="the main job on the default scenario, with figures")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory")
     return parser
@@ -172,6 +177,19 @@ def _cmd_show(args) -> int:
     return 0
 
 
+def _cmd_plot(args) -> int:
+    from fpsolver.plotting import plot_run
+
+    for d in [args.out_dir, *args.compare]:
+        if not (d / "observables.nc").is_file():
+            print(f"fpsolver: error: {d} has no observables.nc -- fix: give the --out "
+                  "directory of a run", file=sys.stderr)
+            return 2
+    for path in plot_run(args.out_dir, compare=args.compare):
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from fpsolver.demo import run_demo
 
@@ -181,7 +199,8 @@ def _cmd_demo(args) -> int:
 
 _COMMANDS = {"particles": _cmd_particles, "gaussian": _cmd_gaussian,
              "stability": _cmd_stability, "kinetic": _cmd_kinetic,
-             "scenarios": _cmd_scenarios, "show": _cmd_show, "demo": _cmd_demo}
+             "scenarios": _cmd_scenarios, "show": _cmd_show, "plot": _cmd_plot,
+             "demo": _cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
