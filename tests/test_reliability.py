@@ -198,3 +198,49 @@ def test_shared_failure_rebuilds_the_exception_type():
         run_shared(None, lambda: 1 / 0)
     assert run_shared(None, lambda a, b: a + b, 2, b=3) == 5
     assert isinstance(_rebuild(b"garbage", "msg", b""), FpsolverError)
+
+
+@pytest.mark.mpi
+def test_failure_on_last_rank_is_raised_on_every_rank():
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+
+    def local():
+        if comm.rank == comm.size - 1:
+            raise ScenarioError("kinetic.domain", "cannot read mesh.msh", "give a mesh")
+        return comm.rank
+
+    with pytest.raises(ScenarioError, match="cannot read mesh.msh") as info:
+        run_shared(comm, local)
+    assert info.value.field == "kinetic.domain"
+    assert comm.allreduce(1) == comm.size  # every rank is still in step
+    assert run_shared(comm, lambda: comm.rank) == comm.rank
+
+
+@pytest.mark.mpi
+def test_checkpoint_round_trip_on_every_rank(shared_tmp_path):
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    mine = {"u": np.arange(5.0) + 10 * comm.rank, "k": np.array([comm.rank])}
+    save_checkpoint(shared_tmp_path / "ck", mine, step=4, time=0.4, scenario_toml=TOML,
+                    comm=comm, layout={"n": 5})
+    ck = load_checkpoint(shared_tmp_path / "ck", scenario_toml=TOML, comm=comm, layout={"n": 5})
+    np.testing.assert_array_equal(ck.arrays["u"], mine["u"])
+    assert ck.step == 4
+    wrong = {"n": 5 + (comm.rank == comm.size - 1)}  # one rank's layout differs
+    with pytest.raises(CheckpointError, match="layout"):
+        load_checkpoint(shared_tmp_path / "ck", comm=comm, layout=wrong)
+
+
+@pytest.mark.mpi
+def test_stop_requested_on_one_rank_stops_all():
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    stop = StopRequest(every=2)
+    if comm.rank == comm.size - 1:
+        stop.request()
+    answers = [stop.requested(comm) for _ in range(3)]
+    assert answers == ([False, True, True] if comm.size > 1 else [True, True, True])
