@@ -244,3 +244,30 @@ def test_stop_requested_on_one_rank_stops_all():
         stop.request()
     answers = [stop.requested(comm) for _ in range(3)]
     assert answers == ([False, True, True] if comm.size > 1 else [True, True, True])
+
+
+def test_checkpoint_flags_make_a_run_control(tmp_path):
+    import argparse
+
+    from fpsolver.runtime.cliargs import add_checkpoint_args, resume_command, run_control
+
+    p = argparse.ArgumentParser()
+    p.add_argument("command")
+    p.add_argument("scenario")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--out", type=lambda s: tmp_path / s)
+    add_checkpoint_args(p)
+    args = p.parse_args(["kinetic", "linear", "--set", "kinetic.cells=16", "--out", "o",
+                         "--checkpoint-every", "5"])
+    sc = load_scenario("linear", args.overrides)
+    ctl = run_control(args, sc)
+    assert ctl.checkpoint_dir == tmp_path / "o" / "checkpoint" and ctl.every == 5
+    assert ctl.resume is None
+    assert resume_command(args, "ck") == (f"fpsolver kinetic linear --set kinetic.cells=16 "
+                                          f"--out {tmp_path / 'o'} --checkpoint-every 5 "
+                                          "--resume ck")
+    args = p.parse_args(["kinetic", "linear", "--resume", str(tmp_path / "ck")])
+    ctl = run_control(args, sc)
+    assert ctl.checkpoint_dir == ctl.resume == tmp_path / "ck"
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        ctl.resume_state()
