@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from fpsolver.output import read_observables  # noqa: E402
 
 __all__ = ["plot_run", "load_runs", "Run", "site_average", "mode1_spectrum",
-           "marginal_grid", "particle_fluctuations", "TIME_LABEL"]
+           "marginal_grid", "particle_fluctuations", "snapshot_times", "TIME_LABEL"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,17 @@ def particle_fluctuations(run: Run, k: int) -> np.ndarray | None:
     return v - v.mean(axis=0)
 
 
+def snapshot_times(run: Run) -> np.ndarray:
+    """Snapshot times of a run: the ``snapshot_time`` coordinate, else the scenario's."""
+    ds = run.ds
+    if "snapshot_time" in ds.coords:
+        return np.atleast_1d(np.asarray(ds["snapshot_time"].values, dtype=float))
+    snaps = run.scenario.get("record", {}).get("snapshots", [])
+    if len(snaps) == ds.sizes.get("snapshot_time", -1):
+        return np.asarray(snaps, dtype=float)
+    return np.arange(ds.sizes.get("snapshot_time", 0), dtype=float)
+
+
 def _nearest(times: np.ndarray, t: float) -> int:
     return int(np.argmin(np.abs(np.asarray(times) - t)))
 
@@ -241,18 +252,18 @@ def _plot_marginals(runs: list[Run], path: Path, paths: list[Path]) -> None:
     if not kin and not par:
         return
     first = (kin or par)[0]
-    times = np.atleast_1d(first.ds["snapshot_time"].values)
+    times = snapshot_times(first)
     fig, axes = plt.subplots(len(times), 2, figsize=(10, 2.8 * len(times) + 0.6),
                              squeeze=False)
     for k, ts in enumerate(times):
         for r in par:
-            kk = _nearest(r.ds["snapshot_time"].values, ts)
+            kk = _nearest(snapshot_times(r), ts)
             y = particle_fluctuations(r, kk)
             for a in range(2):
                 axes[k, a].hist(y[:, a], bins=80, density=True, histtype="stepfilled",
                                 alpha=0.35, label=f"{r.label} histogram")
         for r in kin:
-            kk = _nearest(r.ds["snapshot_time"].values, ts)
+            kk = _nearest(snapshot_times(r), ts)
             cov_t = site_average(r.ds, "cov")[_nearest(r.ds["time"].values, ts)]
             for a in range(2):
                 var = f"marginal_{POPS[a]}"
