@@ -1,0 +1,11 @@
+"""The kinetic solver (MODEL §2): finite-element Fokker-Planck densities per site,
+coupled through the balance constraint, parallel over sites with MPI/PETSc.
+
+- :func:`run_kinetic`: scenario -> :class:`~fpsolver.output.RunResult` (all ranks).
+- :class:`KineticStepper`: the one-step map with ``state()`` / ``restore()``.
+"""
+
+from fpsolver.kinetic.driver import run_kinetic
+from fpsolver.kinetic.stepper import KineticStepper
+
+__all__ = ["run_kinetic", "KineticStepper"]

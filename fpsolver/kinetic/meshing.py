@@ -1,0 +1,121 @@
+"""State-space meshes for the fluctuation density: box, disk, or a gmsh file (MODEL §2e).
+
+The fluctuation ``y = (y_e, y_i)`` lives in R^2, truncated to a bounded domain with a
+zero-flux boundary. ``box`` is the generated square [-L, L]^2 with ``cells`` cells per
+side (crossed-free right triangles); ``disk`` is a gmsh disk of radius L refined toward
+the origin, where the density has its mass; any other value is a ``.msh`` file read
+with :mod:`dolfinx.io.gmsh`. Every mesh is created on the caller's communicator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fpsolver.errors import MeshError
+
+__all__ = ["StateMesh", "state_mesh", "make_disk_model"]
+
+
+@dataclass
+class StateMesh:
+    """A state-space mesh and the size of its truncation.
+
+    Attributes:
+        mesh: the dolfinx mesh (on the site group's communicator).
+        kind: ``box``, ``disk`` or ``file``.
+        radius: half width of the box / radius of the disk (largest |y_a| on the mesh).
+    """
+
+    mesh: object
+    kind: str
+    radius: float
+
+    def boundary_distance(self, y: np.ndarray) -> np.ndarray:
+        """Distance of points ``y`` (shape (m, 2)) to the outer boundary (approximate)."""
+        if self.kind == "box":
+            return self.radius - np.abs(y).max(axis=1)
+        return self.radius - np.sqrt((y**2).sum(axis=1))
+
+
+def make_disk_model(gmsh, radius: float, cells: int, *, refine: float = 3.0) -> None:
+    """Build a gmsh model of the disk of ``radius``, finer by ``refine`` at the origin.
+
+    The element size is ``2 radius / cells`` on the boundary and ``refine`` times smaller
+    at the centre (linear in the distance), so the mesh resolves the peak of the density.
+    """
+    gmsh.model.add("disk")
+    disk = gmsh.model.occ.addDisk(0.0, 0.0, 0.0, radius, radius)
+    gmsh.model.occ.synchronize()
+    gmsh.model.addPhysicalGroup(2, [disk], 1)
+    h = 2.0 * radius / cells
+    field = gmsh.model.mesh.field
+    dist = field.add("MathEval")
+    field.setString(dist, "F", f"{h / refine} + {h - h / refine} * Sqrt(x*x + y*y) / {radius}")
+    field.setAsBackgroundMesh(dist)
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+    gmsh.model.mesh.generate(2)
+
+
+def _from_gmsh_model(comm, build) -> object:
+    import gmsh
+    from dolfinx.io import gmsh as gmshio
+
+    initialised = gmsh.isInitialized()
+    if not initialised:
+        gmsh.initialize(interruptible=False)
+    gmsh.option.setNumber("General.Terminal", 0)
+    try:
+        if comm.rank == 0:
+            build(gmsh)
+        return gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=2).mesh
+    finally:
+        if comm.rank == 0:
+            gmsh.model.remove()
+        if not initialised:
+            gmsh.finalize()
+
+
+def state_mesh(comm, domain: str, half_width: float, cells: int) -> StateMesh:
+    """The state-space mesh of ``kinetic.domain`` on ``comm``.
+
+    Raises:
+        MeshError: the file is missing, unreadable or not a 2-d triangle mesh.
+    """
+    import dolfinx_solver  # noqa: F401  (must precede dolfinx)
+    from dolfinx import mesh as dmesh
+
+    if domain == "box":
+        msh = dmesh.create_rectangle(
+            comm, [np.array([-half_width, -half_width]), np.array([half_width, half_width])],
+            [cells, cells], dmesh.CellType.triangle, diagonal=dmesh.DiagonalType.right)
+        return StateMesh(msh, "box", half_width)
+    if domain == "disk":
+        msh = _from_gmsh_model(comm, lambda g: make_disk_model(g, half_width, cells))
+        return StateMesh(msh, "disk", half_width)
+    path = Path(domain)
+    if not path.is_file():
+        raise MeshError(f"kinetic.domain: mesh file {path} not found -- fix: use 'box', "
+                        "'disk' or the path of a .msh file (see meshes/make_meshes.py)")
+    from dolfinx.io import gmsh as gmshio
+    try:
+        msh = gmshio.read_from_msh(str(path), comm, 0, gdim=2).mesh
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a mesh problem
+        raise MeshError(f"kinetic.domain: cannot read {path} as a gmsh mesh: {exc}") from exc
+    x = msh.geometry.x[:, :2]
+    local = np.abs(x).max() if len(x) else 0.0
+    radius_inf = comm.allreduce(local, op=_max())
+    local_r = np.sqrt((x**2).sum(axis=1)).max() if len(x) else 0.0
+    radius_2 = comm.allreduce(local_r, op=_max())
+    # a square-ish mesh has corners at sqrt(2) times its half width
+    kind = "box" if radius_2 > 1.2 * radius_inf else "disk"
+    return StateMesh(msh, kind, radius_inf if kind == "box" else radius_2)
+
+
+def _max():
+    from mpi4py import MPI
+    return MPI.MAX
