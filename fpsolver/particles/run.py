@@ -1,0 +1,200 @@
+"""The particle simulator driver: :func:`run_particles` (MODEL §1).
+
+Simulates the exact finite network of n E-I pairs,
+
+    dv_a^j = [F_a(v^j) + sqrt(n) I_a(x_j, t)] dt + S_aa(v^j) dW_a^j,
+    I_a(x, t) = A_a(x) + (1/n) sum_k sum_b s_b J_ab(x, x_k) G_ab(v_b^k),
+
+by Itô Euler-Maruyama (F and S at the start of the step) with the stiff balanced term
+sqrt(n) I treated linearly implicitly (:mod:`.coupling`), so dt is not limited by
+sqrt(n). Time in units of tau, voltages dimensionless. Records the per-bin moments on the
+grid ``record_times(t_end, record.every)`` and state snapshots at ``record.snapshots``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import numpy as np
+
+from fpsolver.errors import ScenarioError
+from fpsolver.gaussian import record_times
+from fpsolver.model import Model, build_model
+from fpsolver.output import RunResult
+from fpsolver.particles import records
+from fpsolver.particles.coupling import make_lowrank
+from fpsolver.particles.noise import NormalStream
+from fpsolver.particles.positions import initial_means, make_layout
+from fpsolver.particles.steppers import NumbaStepper, NumpyStepper
+from fpsolver.runtime.health import NumericalError
+from fpsolver.scenario import Scenario
+
+__all__ = ["run_particles", "uses_builtin_families"]
+
+logger = logging.getLogger(__name__)
+_OVERFLOW = 1e100  # |mean state| beyond this counts as overflow
+
+
+def uses_builtin_families(model: Model) -> bool:
+    """True if F, S and every G of ``model`` are the scenario's built-in families."""
+    funcs = [model.F, model.S_diag, *model.G.values(), *model.G_prime.values()]
+    return all(getattr(f, "__module__", None) == "fpsolver.model" for f in funcs)
+
+
+def _steps(scenario: Scenario) -> tuple[int, float]:
+    steps = max(1, int(round(scenario.t_end / scenario.dt)))
+    return steps, scenario.t_end / steps
+
+
+def _bar(progress: bool | None, total: int):
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    if not show:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="step", desc="particles", file=sys.stderr)
+
+
+def run_particles(scenario: Scenario, *, model: Model | None = None,
+                  progress: bool | None = None, backend: str = "auto",
+                  implicit: bool = True, threads: int | None = None) -> RunResult:
+    """Simulate the finite network of ``scenario`` and record its observables.
+
+    Args:
+        scenario: the scenario (n, seed, dt, t_end, record, space.positions, ...).
+        model: the model to simulate (default ``build_model(scenario)``); a model with
+            user callables (F, S_diag, G) runs on the numpy path.
+        progress: ``None``: a tqdm bar only when stderr is a terminal; or a bool.
+        backend: ``auto`` (numba for built-in families), ``numba`` or ``numpy``.
+        implicit: linearly implicit stiff term (default) or plain explicit
+            Euler-Maruyama (for comparison; needs dt sqrt(n) |eig(DPhi)| < ~1).
+        threads: threads for the normal generator (default: numba's thread count);
+            results do not depend on it.
+
+    Returns:
+        A :class:`~fpsolver.output.RunResult` (``kind="particles"``): ``vbar``/``cov`` per
+        site bin; ``extra``: ``skewness``, ``kurtosis`` (plain), ``count``, on the ring
+        ``fourier1_re``/``fourier1_im``, and ``state`` snapshots; ``info``: wall_time,
+        steps, neuron_steps_per_second, seed, dt, backend.
+
+    Raises:
+        ScenarioError: unsupported combination (named field).
+        NumericalError: the state became NaN/Inf or overflowed (step and time given).
+    """
+    import numba
+
+    start = time.perf_counter()
+    model = model or build_model(scenario)
+    sc = scenario
+    if backend not in ("auto", "numba", "numpy"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+    builtin = uses_builtin_families(model)
+    if backend == "numba" and not builtin:
+        raise ScenarioError("dynamics.family", "the numba backend needs the built-in F, S "
+                            "and G families; user callables run on the numpy path",
+                            "use backend='numpy' or 'auto'")
+    use_numba = backend == "numba" or (backend == "auto" and builtin)
+    layout = make_layout(model)
+    lowrank = make_lowrank(model, layout.cosine)
+    steps, dt = _steps(sc)
+    n = sc.n
+    t_rec = record_times(sc.t_end, sc.record.every)
+    late = [ts for ts in sc.record.snapshots if ts > sc.t_end + 1e-12]
+    if late:
+        logger.warning("record.snapshots: times %s are after t_end = %g and are skipped",
+                       late, sc.t_end)
+    t_snap = np.array(sorted(ts for ts in sc.record.snapshots if ts not in late), dtype=float)
+    rec_at: dict[int, list[int]] = {}
+    for r, ts in enumerate(t_rec):
+        rec_at.setdefault(int(round(ts / dt)), []).append(r)
+    snap_at: dict[int, list[int]] = {}
+    for r, ts in enumerate(t_snap):
+        snap_at.setdefault(int(round(ts / dt)), []).append(r)
+
+    threads = threads or numba.get_num_threads()
+    noise = NormalStream(n, sc.seed, threads)
+    K0 = np.array(sc.initial.cov)
+    v0 = initial_means(model, layout) + noise.draw() @ np.linalg.cholesky(K0).T
+    Stepper = NumbaStepper if use_numba else NumpyStepper
+    stepper = Stepper(model, layout, lowrank, v0, dt, implicit)
+
+    B = model.n_sites
+    count = np.bincount(layout.bins, minlength=B)
+    T = len(t_rec)
+    vbar = np.full((T, B, 2), np.nan)
+    cov = np.full((T, B, 2, 2), np.nan)
+    skew = np.full((T, B, 2), np.nan)
+    kurt = np.full((T, B, 2), np.nan)
+    ring = layout.cs is not None
+    four = np.full((T, 2, 2), np.nan)
+    keep = records.snapshot_index(n)
+    snaps = np.full((len(t_snap), len(keep), 2), np.nan)
+
+    def look(k: int) -> None:
+        if k not in rec_at and k not in snap_at:
+            return
+        v = stepper.state()
+        if k in rec_at:
+            moments = records.bin_moments(v, layout.bins, count)
+            f1 = records.fourier1(v, layout.cs) if ring else None
+            for r in rec_at[k]:
+                vbar[r], cov[r], skew[r], kurt[r] = moments
+                if ring:
+                    four[r] = f1
+        for r in snap_at.get(k, []):
+            snaps[r] = v[keep]
+
+    bar = _bar(progress, steps)
+    loop_start = time.perf_counter()
+    try:
+        look(0)
+        for k in range(steps):
+            stepper.step(noise.draw())
+            _check(stepper, k, dt, n)
+            look(k + 1)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        noise.close()
+        if bar is not None:
+            bar.close()
+    loop_time = time.perf_counter() - loop_start
+
+    extra = {
+        "skewness": (("time", "site", "population"), skew,
+                     {"long_name": "skewness E[y^3]/K^(3/2) per bin"}),
+        "kurtosis": (("time", "site", "population"), kurt,
+                     {"long_name": "plain kurtosis E[y^4]/K^2 per bin (Gaussian: 3, "
+                      "not excess)"}),
+        "count": (("site",), count, {"long_name": "pairs per site bin"}),
+        "snapshot_time": (("snapshot_time",), t_snap, {"units": "time (units of tau)"}),
+        "state": (("snapshot_time", "pair", "population"), snaps,
+                  {"long_name": "states v of the pairs kept in snapshots", "units": "voltage"}),
+        "pair_index": (("pair",), keep, {"long_name": "index j of the pair in the network"}),
+        "site_of_pair": (("pair",), layout.bins[keep], {"long_name": "bin of the pair"}),
+        "pair_x": (("pair", "dim"), layout.x[keep], {"long_name": "position x_j"}),
+    }
+    if ring:
+        extra["fourier1_re"] = (("time", "population"), four[:, 0],
+                                {"long_name": "(1/n) sum_j v_a^j cos x_j"})
+        extra["fourier1_im"] = (("time", "population"), four[:, 1],
+                                {"long_name": "(1/n) sum_j v_a^j sin x_j"})
+    info = {"wall_time": time.perf_counter() - start, "loop_time": loop_time,
+            "steps": steps, "dt": dt, "n": n, "seed": sc.seed,
+            "neuron_steps_per_second": 2 * n * steps / loop_time,
+            "backend": "numba" if use_numba else "numpy",
+            "scheme": "linearly-implicit" if implicit else "explicit",
+            "kernel_features": lowrank.kind, "kernel_rank": lowrank.rank,
+            "kernel_exact": layout.exact, "threads": threads}
+    return RunResult(kind="particles", t=t_rec, vbar=vbar, cov=cov, sites=model.sites,
+                     extra=extra, info=info)
+
+
+def _check(stepper, k: int, dt: float, n: int) -> None:
+    """Raise NumericalError if the state or the shift went non-finite or overflowed."""
+    mean = stepper.vsum / n
+    bad = not (np.all(np.isfinite(mean)) and np.all(np.isfinite(stepper.Y)))
+    if bad or np.abs(mean).max() > _OVERFLOW:
+        problem = "NaN/Inf" if bad else f"overflow (|mean| > {_OVERFLOW:g})"
+        raise NumericalError(problem, step=k, time=k * dt, quantity="particle state v")

@@ -1,0 +1,163 @@
+"""One linearly implicit Euler-Maruyama step of the whole network, two implementations.
+
+Both follow :mod:`fpsolver.particles.coupling`: a pass over the pairs computes the
+explicit increment e1 = dt F(v) + S(v) sqrt(dt) xi and the feature sums of G, G' and
+G' e1; a (2 rank)-sized linear solve gives the shift coefficients Y; the state moves by
+v += e1 + Phi(x_j) . Y. The update is applied lazily, fused into the next pass
+(:meth:`state` applies it when the state is looked at).
+
+- :class:`NumbaStepper`: the built-in families compiled in (:mod:`.kernels`), parallel
+  over fixed blocks of pairs (deterministic sums).
+- :class:`NumpyStepper`: any :class:`~fpsolver.model.Model` (user callables for F, S, G),
+  plain numpy, same maths and the same normals: with built-in families both agree to
+  round-off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fpsolver.model import Model
+from fpsolver.particles import kernels
+from fpsolver.particles.coupling import LowRank
+from fpsolver.particles.positions import Layout
+from fpsolver.scenario import PAIRS
+
+__all__ = ["NumbaStepper", "NumpyStepper", "BLOCK", "kernel_params"]
+
+BLOCK = 8192  # pairs per summation block (fixed: sums do not depend on threads)
+_FAMILIES = {"linear": 0, "double_well": 1, "cubic": 2}
+
+
+def kernel_params(model: Model, dt: float) -> np.ndarray:
+    """The parameter vector ``p`` of :mod:`.kernels` (layout ``PARAM_NAMES``)."""
+    sc = model.scenario
+    e, i = sc.populations.e, sc.populations.i
+    d = sc.dynamics
+    kappa = sc.noise.kappa if sc.noise.family == "multiplicative" else [0.0, 0.0]
+    return np.array([dt, np.sqrt(dt), e.tau, i.tau, *d.coupling[0], *d.coupling[1],
+                     *d.center, *d.width, *d.cubic, e.sigma, i.sigma, *kappa], dtype=float)
+
+
+class _Base:
+    def __init__(self, model: Model, layout: Layout, lowrank: LowRank, v0: np.ndarray,
+                 dt: float, implicit: bool):
+        self.model, self.layout, self.lowrank = model, layout, lowrank
+        self.n = len(v0)
+        self.v = np.ascontiguousarray(v0, dtype=float)
+        self.e1 = np.zeros_like(self.v)
+        self.Y = np.zeros((2, lowrank.rank))
+        self.pending = False
+        self.dt = dt
+        self.h = dt * np.sqrt(self.n)
+        self.implicit = implicit
+        self.vsum = np.zeros(2)  # sum of v at the start of the last step (health check)
+
+    def state(self) -> np.ndarray:
+        """The current state (n, 2), with the last update applied."""
+        if self.pending:
+            self._apply()
+            self.pending = False
+        return self.v
+
+
+class NumbaStepper(_Base):
+    """Compiled stepper for the built-in families (see :mod:`.kernels`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        sc = self.model.scenario
+        self.p = kernel_params(self.model, self.dt)
+        self.fam = _FAMILIES[sc.dynamics.family]
+        self.tanh = sc.gains.family == "tanh"
+        self.C = np.array([[sc.gains.ee, sc.gains.ei], [sc.gains.ie, sc.gains.ii]])
+        R = self.lowrank.rank
+        if self.layout.cosine:
+            self.block = BLOCK
+            self.partial = np.zeros(((self.n + BLOCK - 1) // BLOCK, kernels.COS_STATS))
+        else:  # many bins: at most 64 blocks so that zeroing the partial sums stays cheap
+            self.block = BLOCK if R <= 16 else max(BLOCK, -(-self.n // 64))
+            self.partial = np.zeros(((self.n + self.block - 1) // self.block,
+                                     kernels.BIN_STATS, R))
+
+    def step(self, noise: np.ndarray) -> None:
+        n, C, lay = self.n, self.C, self.layout
+        if lay.cosine:
+            kernels.cosine_pass(self.v, self.e1, noise, lay.cs, self.Y, self.pending, self.p,
+                                self.fam, self.tanh, self.block, self.partial)
+            s = self.partial.sum(axis=0) / n
+            per_b = s[:24].reshape(2, 12)
+            g, u = per_b[:, 0:3], per_b[:, 3:6]
+            one, c, si, cc, csn, ss = per_b[:, 6:12].T
+            Tb = np.stack([np.stack([one, c, si], -1), np.stack([c, cc, csn], -1),
+                           np.stack([si, csn, ss], -1)], axis=1)  # (b, q, r)
+            T = C[:, :, None, None] * Tb[None]
+            self.vsum = s[24:26] * n
+        else:
+            kernels.bins_pass(self.v, self.e1, noise, lay.bins, self.Y, self.pending, self.p,
+                              self.fam, self.tanh, self.block, self.partial)
+            s = self.partial.sum(axis=0) / n  # (BIN_STATS, R)
+            g, u = s[0:2], s[4:6]
+            T = C[:, :, None] * s[None, 2:4]
+            self.vsum = s[6:8].sum(axis=1) * n
+        self.pending = True
+        self.Y = self.lowrank.solve(C[:, :, None] * g[None], C[:, :, None] * u[None], T,
+                                    self.h, self.implicit)
+
+    def _apply(self) -> None:
+        lay = self.layout
+        if lay.cosine:
+            kernels.apply_cosine(self.v, self.e1, lay.cs, self.Y, BLOCK)
+        else:
+            kernels.apply_bins(self.v, self.e1, lay.bins, self.Y, BLOCK)
+
+
+class NumpyStepper(_Base):
+    """Plain numpy stepper for any model (user callables ``F``, ``S_diag``, ``G``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        lay = self.layout
+        if lay.cosine:
+            self.psi = np.column_stack([np.ones(self.n), lay.cs])  # (n, 3)
+
+    def _shift(self) -> np.ndarray:
+        if self.layout.cosine:
+            return self.psi @ self.Y.T
+        return self.Y.T[self.layout.bins]
+
+    def _apply(self) -> None:
+        self.v += self.e1 + self._shift()
+
+    def _sums(self, w: np.ndarray) -> np.ndarray:
+        """(1/n) sum_k Psi_q(x_k) w_k, shape (rank,)."""
+        if self.layout.cosine:
+            return w @ self.psi / self.n
+        return np.bincount(self.layout.bins, w, self.lowrank.rank) / self.n
+
+    def step(self, noise: np.ndarray) -> None:
+        m = self.model
+        v = self.state()
+        ve, vi = v[:, 0], v[:, 1]
+        self.vsum = v.sum(axis=0)
+        Fe, Fi = m.F(ve, vi, np)
+        Se, Si = m.S_diag(ve, vi, np)
+        sq = np.sqrt(self.dt)
+        self.e1 = np.column_stack([self.dt * Fe + Se * sq * noise[:, 0],
+                                   self.dt * Fi + Si * sq * noise[:, 1]])
+        R = self.lowrank.rank
+        g = np.empty((2, 2, R))
+        u = np.empty((2, 2, R))
+        T = np.empty((2, 2, R) if not self.layout.cosine else (2, 2, R, R))
+        for idx, ab in enumerate(PAIRS):
+            a, b = divmod(idx, 2)
+            vb = v[:, b]
+            gp = np.broadcast_to(m.G_prime[ab](vb, np), vb.shape)
+            g[a, b] = self._sums(np.broadcast_to(m.G[ab](vb, np), vb.shape))
+            u[a, b] = self._sums(gp * self.e1[:, b])
+            if self.layout.cosine:
+                T[a, b] = (self.psi * gp[:, None]).T @ self.psi / self.n
+            else:
+                T[a, b] = self._sums(gp)
+        self.pending = True
+        self.Y = self.lowrank.solve(g, u, T, self.h, self.implicit)
