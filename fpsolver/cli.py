@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--snapshots", action="store_true",
                    help="write density snapshots (VTX, for ParaView) into OUT/snapshots")
+    from fpsolver.runtime.cliargs import add_checkpoint_args
+    add_checkpoint_args(p)
 
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     p = sub.add_parser("show", help="print the resolved scenario as TOML")
@@ -141,12 +143,17 @@ def _cmd_stability(args) -> int:
 def _cmd_kinetic(args) -> int:
     from mpi4py import MPI
 
+    from fpsolver.runtime import Interrupted
     from fpsolver.runtime.parallel import abort_on_error, is_shared
 
     comm = MPI.COMM_WORLD
     with abort_on_error(comm):  # an error on some ranks only ends the job (no hang)
         try:
             return _run_kinetic(args, comm)
+        except Interrupted as exc:  # SIGTERM/SIGINT: checkpoint written, every rank here
+            if comm.rank == 0:
+                print(f"fpsolver: {exc}", file=sys.stderr)
+            return 3
         except FpsolverError as exc:
             if is_shared(exc) and comm.rank != 0:
                 return 2  # raised on every rank together: rank 0 prints it
@@ -155,11 +162,13 @@ def _cmd_kinetic(args) -> int:
 
 def _run_kinetic(args, comm) -> int:
     from fpsolver.kinetic import run_kinetic
+    from fpsolver.runtime.cliargs import run_control
 
     scenario = load_scenario(args.scenario, args.overrides)
     snap = args.out / "snapshots" if (args.snapshots and args.out) else None
-    result = run_kinetic(scenario, comm=comm, progress=False if args.quiet else None,
-                         snapshot_dir=snap)
+    with run_control(args, scenario, comm) as control:
+        result = run_kinetic(scenario, comm=comm, progress=False if args.quiet else None,
+                             snapshot_dir=snap, control=control)
     if comm.rank == 0:
         _print_final(scenario.name, result, f" on {comm.size} rank(s)")
         _write(args, scenario, result)
@@ -204,7 +213,8 @@ _COMMANDS = {"particles": _cmd_particles, "gaussian": _cmd_gaussian,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 2 bad input or failed run)."""
+    """Run the CLI; return the exit code (0 ok, 2 bad input or failed run, 3 interrupted
+    by SIGTERM/SIGINT after writing a checkpoint)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

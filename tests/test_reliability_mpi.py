@@ -5,6 +5,7 @@
 - a NaN on one rank stops every rank with the last good state saved.
 """
 
+import json
 import os
 import random
 import shutil
@@ -104,3 +105,53 @@ def test_resume_on_another_rank_count_is_refused(tmp_path):
     assert rc == 0, err
     rc, out, err = _toy(1, tmp_path, "--steps", 20, "--resume", "ck")
     assert rc == 3 and "written by 2 rank(s), this run has 1" in err
+
+
+# -- the kinetic solver: SIGTERM at a random step, resume, same final fields ---------------
+
+KINETIC = ["kinetic", "linear", "--set", "kinetic.cells=16", "--set", "kinetic.degree=1",
+           "--set", "t_end=0.5", "--quiet"]  # 50 steps of dt = 0.01
+
+
+def _final(directory: Path, ranks: int) -> list[dict]:
+    files = [next(directory.glob(f"step-*/rank-{r:04d}.npz")) for r in range(ranks)]
+    out = []
+    for f in files:
+        with np.load(f) as data:
+            out.append({k: data[k] for k in data.files})
+    return out
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_kinetic_sigterm_then_resume_matches_uninterrupted_run(tmp_path, ranks):
+    program = PROGRAMS / "kinetic_sigterm.py"
+    rc, out, err = _run(ranks, [program, *KINETIC, "--checkpoint-dir", "ref"], timeout=300,
+                        cwd=tmp_path)
+    assert rc == 0, err
+    stop = random.Random().randint(1, 49)
+    rc, out, err = _run(ranks, [program, *KINETIC, "--checkpoint-every", 7, "--checkpoint-dir",
+                                "cut"], timeout=300, cwd=tmp_path,
+                        env={"FPSOLVER_TEST_SIGTERM_STEP": str(stop)})
+    assert rc == 3, err
+    assert f"interrupted by SIGTERM after step {stop} " in err
+    assert "resume with `fpsolver kinetic linear --set kinetic.cells=16" in err
+    assert json.loads((tmp_path / "cut" / "manifest.json").read_text())["step"] == stop
+    rc, out, err = _run(ranks, [program, *KINETIC, "--checkpoint-every", 7, "--resume", "cut"],
+                        timeout=300, cwd=tmp_path)
+    assert rc == 0, err
+    for ref, resumed in zip(_final(tmp_path / "ref", ranks), _final(tmp_path / "cut", ranks)):
+        assert int(ref["step_index"]) == int(resumed["step_index"]) == 50
+        for name in ("group_p", "vbar", "rec_vbar", "rec_cov", "rec_mass"):
+            scale = np.abs(ref[name]).max()
+            assert np.abs(resumed[name] - ref[name]).max() <= 1e-12 * scale, name
+
+
+def test_kinetic_resume_with_other_scenario_is_refused(tmp_path):
+    program = PROGRAMS / "kinetic_sigterm.py"
+    rc, out, err = _run(1, [program, *KINETIC, "--checkpoint-dir", "ck"], timeout=300,
+                        cwd=tmp_path)
+    assert rc == 0, err
+    rc, out, err = _run(1, [program, *KINETIC, "--set", "populations.e.sigma=0.5", "--resume",
+                            "ck"], timeout=300, cwd=tmp_path)
+    assert rc == 2
+    assert "belongs to a different scenario: populations.e.sigma: 1.0 in the checkpoint" in err

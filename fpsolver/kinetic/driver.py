@@ -7,6 +7,7 @@ returns the same full result.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -33,8 +34,41 @@ def _progress(progress, comm):
     return lambda n, steps, t: None
 
 
+# -- checkpoint hooks (fpsolver.runtime.RunControl) -------------------------------------
+def _state(stepper, rec) -> dict:
+    """Everything that continues the run exactly: the stepper and the records so far."""
+    return {**stepper.state(), **{f"rec_{k}": np.array(v) for k, v in rec.items()}}
+
+
+def _fields(stepper) -> dict:
+    """What must stay finite: this rank's densities (by site), vbar and lambda."""
+    g = stepper.group
+    return {"vbar": stepper.vbar, "lambda_": stepper.lam,
+            **{(int(site), "density"): g.p[j] for j, site in enumerate(g.sites)}}
+
+
+def _resume(control, stepper, rec) -> int:
+    """Restore the checkpoint of ``control`` if any; the first step still to run."""
+    control.layout = {"sites": [int(s) for s in stepper.group.sites],
+                      "dofs": int(stepper.group.p.shape[1])}
+    saved = control.resume_state()
+    if saved is None:
+        return 0
+    stepper.restore({k: v for k, v in saved.arrays.items() if not k.startswith("rec_")})
+    for k in rec:
+        rec[k] = list(saved.arrays[f"rec_{k}"])
+    return stepper.step_index + 1
+
+
+def _guard(control, stepper, n):
+    if control is None:
+        return contextlib.nullcontext()
+    return control.guard_step(n, n * stepper.dt, fields=lambda: _fields(stepper),
+                              masses=lambda: {"density": stepper.mass})
+
+
 def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=None,
-                ref_tol: float = 0.05) -> RunResult:
+                ref_tol: float = 0.05, control=None) -> RunResult:
     """Solve the kinetic limit (MODEL §2) with finite elements; full result on every rank.
 
     Args:
@@ -44,6 +78,8 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
         progress: ``callable(step, steps, t)``, ``None`` (log every 10%) or ``False``.
         snapshot_dir: where ParaView density snapshots (VTX ``.bp``) go; None: none.
         ref_tol: drift of a site from the shared reference before refactorisation.
+        control: a :class:`~fpsolver.runtime.RunControl` (entered): resume, checkpoints,
+            bad-number checks and stop requests at every step; None: none.
     """
     if comm is None:
         from mpi4py import MPI
@@ -66,10 +102,12 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
     rec = {k: [] for k in names}
     warned = False
     report = _progress(progress, comm)
+    first = _resume(control, stepper, rec) if control is not None else 0
     loop_start = time.perf_counter()
-    for n in range(steps + 1):
+    for n in range(first, steps + 1):
         if n:
-            stepper.step()
+            with _guard(control, stepper, n):
+                stepper.step()
             report(n, steps, stepper.t)
         if n in writer.steps:
             writer.write(n * dt)
@@ -94,6 +132,11 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
                     "t = %g (site %d): the truncation to half width %g matters -- fix: "
                     "raise kinetic.half_width", worst, 100 * BOUNDARY_LAYER, n * dt,
                     int(stepper.layer_mass.argmax()), stepper.smesh.radius)
+        if control is not None and n:
+            control.end_of_step(n, stepper.t, lambda: _state(stepper, rec),
+                                fields=_fields(stepper), masses={"density": stepper.mass})
+    if control is not None:
+        control.finish(steps, stepper.t, lambda: _state(stepper, rec))
     loop = time.perf_counter() - loop_start
     writer.close()
     arr = {k: np.array(v) for k, v in rec.items()}

@@ -3,7 +3,9 @@
 ``add_checkpoint_args(parser)`` adds ``--checkpoint-every K``, ``--checkpoint-dir DIR`` and
 ``--resume DIR`` to a subcommand; :func:`run_control` turns the parsed flags into the
 :class:`RunControl` a solver loop uses. Checkpoints go to ``--checkpoint-dir``, else the
-``--resume`` directory, else ``OUT/checkpoint``, else ``./checkpoint-<scenario name>``.
+``--resume`` directory, else ``OUT/checkpoint``, else ``./checkpoint-<scenario name>``. Without any of the three flags
+nothing is written unless the run is stopped by a signal or bad numbers (then the state
+goes to the default directory).
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ def resume_command(args, directory) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _no_petsc_signal_handler() -> None:
+    """Keep PETSc (when it starts later in this process) off SIGTERM/SIGINT: the run stops
+    cleanly through :class:`StopRequest` instead of PETSc's abort."""
+    import os
+
+    options = os.environ.get("PETSC_OPTIONS", "")
+    if "-no_signal_handler" not in options:
+        os.environ["PETSC_OPTIONS"] = (options + " -no_signal_handler").strip()
+
+
 def run_control(args, scenario, comm=None, **kwargs) -> RunControl:
     """The :class:`RunControl` of a subcommand's parsed flags (enter it with ``with``)."""
     from fpsolver.scenario import to_toml
@@ -60,6 +72,9 @@ def run_control(args, scenario, comm=None, **kwargs) -> RunControl:
         raise FpsolverError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     directory = checkpoint_dir(args, scenario)
     command = resume_command(args, directory).rsplit(" --resume ", 1)[0]
+    _no_petsc_signal_handler()
+    final = bool(args.checkpoint_every or args.resume or args.checkpoint_dir)
+    kwargs.setdefault("final", final)  # a plain run leaves no checkpoint unless stopped
     return RunControl(to_toml(scenario), comm, checkpoint_dir=directory,
                       every=args.checkpoint_every, resume=args.resume, command=command,
                       **kwargs)

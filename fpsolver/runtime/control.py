@@ -18,6 +18,7 @@ collective over ``comm``; all ranks call them at the same steps.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from fpsolver.runtime.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fpsolver.runtime.health import NumericalError, find_bad_numbers
-from fpsolver.runtime.parallel import run_shared
+from fpsolver.runtime.parallel import is_shared, run_shared, shared_failure
 from fpsolver.runtime.signals import Interrupted, StopRequest
 
 __all__ = ["RunControl"]
@@ -50,12 +51,14 @@ class RunControl:
         meta: JSON metadata saved with checkpoints (e.g. the time scheme).
         keep_last_good: copy the state after each good step, so a bad step can save it.
         check_every: check for bad numbers and stop requests every this many steps.
+        final: write a checkpoint at the end of the run (:meth:`finish`).
     """
 
     def __init__(self, scenario_toml: str, comm=None, *, checkpoint_dir=None, every: int = 0,
                  resume=None, stop: StopRequest | None = None,
                  command: str = "fpsolver kinetic SCENARIO", layout: dict | None = None,
-                 meta: dict | None = None, keep_last_good: bool = True, check_every: int = 1):
+                 meta: dict | None = None, keep_last_good: bool = True, check_every: int = 1,
+                 final: bool = True):
         self.scenario_toml = scenario_toml
         self.comm = comm
         self.every = int(every or 0)
@@ -68,6 +71,8 @@ class RunControl:
         self.meta = meta or {}
         self.keep_last_good = keep_last_good
         self.check_every = max(1, int(check_every))
+        self.final = final
+        self._reinstalled = False
         self._last_good: tuple[int, float, dict] | None = None
         self._last_saved_step: int | None = None
 
@@ -83,6 +88,7 @@ class RunControl:
     # ------------------------------------------------------------------------------------
     def resume_state(self) -> Checkpoint | None:
         """The checkpoint to continue from (validated), or None when starting fresh."""
+        self.stop.reinstall()  # the solver set-up may have started PETSc, which takes SIGTERM
         if self.resume is None:
             return None
         saved = load_checkpoint(self.resume, scenario_toml=self.scenario_toml, comm=self.comm,
@@ -110,6 +116,9 @@ class RunControl:
         bad state saves the last good one and raises :class:`NumericalError`. Writes the
         periodic checkpoint. On a stop request, saves and raises :class:`Interrupted`.
         """
+        if not self._reinstalled:
+            self.stop.reinstall()
+            self._reinstalled = True
         if step % self.check_every:
             if self.every and step % self.every == 0:
                 self.save(step, time, state)
@@ -123,16 +132,48 @@ class RunControl:
         if self.stop.requested(self.comm):
             where = (self.save(step, time, arrays) if self._last_saved_step != step
                      else self.checkpoint_dir)
-            raise Interrupted(step, time, where, self.stop.signal_name, self.command)
+            exc = Interrupted(step, time, where, self.stop.signal_name, self.command)
+            exc._fpsolver_shared = True  # every rank agreed to stop at this step
+            raise exc
 
     def finish(self, step: int, time: float, state: State) -> Path | None:
-        """The final checkpoint (if a directory is set and it is not written yet)."""
+        """The final checkpoint (if ``final``, a directory is set and it is not written yet)."""
+        if not self.final:
+            return None
         if self._last_saved_step == step:
             return self.checkpoint_dir
         return self.save(step, time, state)
 
+    @contextlib.contextmanager
+    def guard_step(self, step: int, time: float, *, fields=None, masses=None):
+        """Wrap the numerics of step ``step``: a failure is shared over ``comm``, the last
+        good state is saved, and NaN/Inf or a bad mass in ``fields`` / ``masses``
+        (callables, evaluated only on failure) turns it into a :class:`NumericalError`."""
+        try:
+            with shared_failure(self.comm):
+                yield
+        except Exception as exc:
+            if not (is_shared(exc) or self.comm is None or self.comm.size == 1):
+                raise
+            self._check(step, time, fields() if callable(fields) else (fields or {}),
+                        masses() if callable(masses) else masses, 0.0, cause=exc)
+            saved = self._save_last_good()
+            if saved:
+                exc.add_note(f"fpsolver: the last good state is saved in {saved}")
+            raise
+
     # ------------------------------------------------------------------------------------
-    def _check(self, step, time, fields, masses, mass_floor) -> None:
+    def _save_last_good(self) -> str | None:
+        if self._last_good is not None and self.checkpoint_dir is not None:
+            good_step, good_time, good = self._last_good
+            if self._last_saved_step != good_step:
+                self.save(good_step, good_time, good)
+            return f"{self.checkpoint_dir} (step {good_step}, t = {good_time:.6g})"
+        if self._last_saved_step is not None:
+            return f"{self.checkpoint_dir} (step {self._last_saved_step})"
+        return None
+
+    def _check(self, step, time, fields, masses, mass_floor, cause=None) -> None:
         def local():
             found = find_bad_numbers(fields, masses, mass_floor=mass_floor)
             return found
@@ -146,12 +187,7 @@ class RunControl:
             found = self.comm.bcast(found, root=first)
         elif not flag:
             return
-        saved = None
-        if self._last_good is not None and self.checkpoint_dir is not None:
-            good_step, good_time, good = self._last_good
-            saved = self.save(good_step, good_time, good)
-            saved = f"{saved} (step {good_step}, t = {good_time:.6g})"
-        elif self._last_saved_step is not None:
-            saved = f"{self.checkpoint_dir} (step {self._last_saved_step})"
-        raise NumericalError(found["problem"], step=step, time=time, site=found["site"],
-                             quantity=found["quantity"], saved=saved)
+        exc = NumericalError(found["problem"], step=step, time=time, site=found["site"],
+                             quantity=found["quantity"], saved=self._save_last_good())
+        exc._fpsolver_shared = True  # found and agreed on every rank
+        raise exc from cause

@@ -75,6 +75,17 @@ class StopRequest:
             signal.signal(sig, handler)
         self._previous.clear()
 
+    def reinstall(self) -> None:
+        """Take the signals back after a library installed its own C-level handlers.
+
+        PETSc's initialisation installs a handler that aborts on SIGTERM (unless
+        ``-no_signal_handler``); calling this after PETSc started restores ours. Python
+        does not see the library's handler, so this always re-registers.
+        """
+        if threading.current_thread() is threading.main_thread():
+            for sig in self._previous:
+                signal.signal(sig, self._handle)
+
     def _handle(self, signum, frame) -> None:
         if self._received == signum:  # second time: the user insists
             previous = self._previous.get(signum)
