@@ -26,7 +26,9 @@ pytestmark = pytest.mark.skipif(MPIRUN is None, reason="mpirun not found")
 
 
 def _launch(ranks, args, **kwargs):
-    cmd = ([MPIRUN, "-n", str(ranks)] if ranks > 1 else []) + [sys.executable, *map(str, args)]
+    args = list(map(str, args))
+    exe = [] if args[0].endswith("fpsolver") else [sys.executable]  # the console script
+    cmd = ([MPIRUN, "-n", str(ranks)] if ranks > 1 else []) + exe + args
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             **kwargs)
 
@@ -155,3 +157,19 @@ def test_kinetic_resume_with_other_scenario_is_refused(tmp_path):
                             "ck"], timeout=300, cwd=tmp_path)
     assert rc == 2
     assert "belongs to a different scenario: populations.e.sigma: 1.0 in the checkpoint" in err
+
+
+@pytest.mark.parametrize("points, cell, message", [
+    ([[2.0, -1, 0], [4, -1, 0], [4, 1, 0], [2, 1, 0]], ("triangle", [[0, 1, 2], [0, 2, 3]]),
+     "does not contain the origin"),
+    ([[-1.0, -1, 0], [1, -1, 0], [0, 1, 0], [0, 0, 1]], ("tetra", [[0, 1, 2, 3]]), "not planar"),
+])
+def test_kinetic_bad_state_mesh_is_a_clear_error_on_every_rank(tmp_path, points, cell, message):
+    import meshio
+
+    meshio.write_points_cells(tmp_path / "bad.msh", np.array(points),
+                              [(cell[0], np.array(cell[1]))], file_format="gmsh22")
+    rc, out, err = _run(2, [Path(BIN) / "fpsolver", *KINETIC[:2], "--set",
+                            "kinetic.domain='bad.msh'", "--quiet"], timeout=120, cwd=tmp_path)
+    assert rc == 2
+    assert f"kinetic.domain: " in err and message in err and "Traceback" not in err

@@ -101,6 +101,10 @@ def state_mesh(comm, domain: str, half_width: float, cells: int) -> StateMesh:
     if not path.is_file():
         raise MeshError(f"kinetic.domain: mesh file {path} not found -- fix: use 'box', "
                         "'disk' or the path of a .msh file (see meshes/make_meshes.py)")
+    from fpsolver.meshcheck import check_mesh_file
+    from fpsolver.runtime.parallel import run_shared
+    run_shared(comm, lambda: comm.rank == 0 and check_mesh_file(  # 2-d, around the origin
+        path, field="kinetic.domain", contains_origin=True))
     from dolfinx.io import gmsh as gmshio
     try:
         msh = gmshio.read_from_msh(str(path), comm, 0, gdim=2).mesh
