@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import itertools
 
-from fpsolver.errors import ConvergenceError
+from fpsolver.errors import ConvergenceError, ScenarioError
 
 __all__ = ["LinearSolver", "DEFAULT_PETSC_OPTIONS"]
 
 DEFAULT_PETSC_OPTIONS = {"ksp_type": "preonly", "pc_type": "lu",
                          "pc_factor_mat_solver_type": "mumps"}
 _COUNTER = itertools.count()
+
+
+def _petsc_reason(exc) -> str:
+    """The last line of a petsc4py error (PETSc's own message), else its text."""
+    lines = [line.split("] ", 1)[-1] for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else f"error code {getattr(exc, 'ierr', '?')}"
 
 
 class LinearSolver:
@@ -39,9 +45,15 @@ class LinearSolver:
         self.ksp = PETSc.KSP().create(A.getComm())
         self.ksp.setOptionsPrefix(self.prefix)
         self.ksp.setOperators(A)
-        self.ksp.setFromOptions()
-        for key in self.options:
-            opts.delValue(self.prefix + key)
+        try:
+            self.ksp.setFromOptions()
+        except PETSc.Error as exc:  # same options on every rank: all raise together
+            raise ScenarioError("kinetic.petsc_options", f"PETSc rejected {petsc_options}: "
+                                f"{_petsc_reason(exc)}", "use valid PETSc option names and "
+                                "values (without the leading '-')") from exc
+        finally:
+            for key in self.options:
+                opts.delValue(self.prefix + key)
         self.A = A
         self.direct = self.options["ksp_type"] == "preonly"
 
@@ -59,13 +71,24 @@ class LinearSolver:
 
     def solve(self, b, x, where: str = "") -> None:
         """Solve A x = b (PETSc Vecs); raises ConvergenceError on failure."""
-        self.ksp.solve(b, x)
+        self._petsc(self.ksp.solve, b, x, where=where)
         self._check(where)
 
     def mat_solve(self, B, X, where: str = "") -> None:
         """Solve A X = B for dense matrices of right-hand sides (one factorisation)."""
-        self.ksp.matSolve(B, X)
+        self._petsc(self.ksp.matSolve, B, X, where=where)
         self._check(where)
+
+    def _petsc(self, call, *args, where: str) -> None:
+        from petsc4py import PETSc
+
+        try:
+            call(*args)
+        except PETSc.Error as exc:
+            raise ConvergenceError(
+                f"linear solve of the Fokker-Planck step failed{where}: PETSc: "
+                f"{_petsc_reason(exc)} (options {self.options}) -- fix: check "
+                "kinetic.petsc_options") from exc
 
     def destroy(self) -> None:
         self.ksp.destroy()
