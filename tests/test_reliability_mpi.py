@@ -173,3 +173,16 @@ def test_kinetic_bad_state_mesh_is_a_clear_error_on_every_rank(tmp_path, points,
                             "kinetic.domain='bad.msh'", "--quiet"], timeout=120, cwd=tmp_path)
     assert rc == 2
     assert f"kinetic.domain: " in err and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_kinetic_nan_stops_every_rank_with_last_good_state(tmp_path, ranks):
+    rc, out, err = _run(ranks, [PROGRAMS / "kinetic_nan.py", *KINETIC, "--checkpoint-dir",
+                                "ck"], timeout=300, cwd=tmp_path,
+                        env={"FPSOLVER_TEST_NAN_STEP": "12"})
+    assert rc == 2, err
+    assert "NaN value in density at site 0 at step 12 (t = 0.12)" in err
+    assert "the last good state is saved in ck (step 11, t = 0.11)" in err
+    assert "Abort" not in err and "Traceback" not in err
+    saved = _final(tmp_path / "ck", ranks)
+    assert all(int(s["step_index"]) == 11 and np.isfinite(s["group_p"]).all() for s in saved)

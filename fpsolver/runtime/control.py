@@ -159,7 +159,11 @@ class RunControl:
                         masses() if callable(masses) else masses, 0.0, cause=exc)
             saved = self._save_last_good()
             if saved:
-                exc.add_note(f"fpsolver: the last good state is saved in {saved}")
+                note = f"the last good state is saved in {saved}"
+                if len(exc.args) == 1 and isinstance(exc.args[0], str):
+                    exc.args = (f"{exc.args[0]} ({note})",)  # printed by the CLI
+                else:
+                    exc.add_note(f"fpsolver: {note}")
             raise
 
     # ------------------------------------------------------------------------------------
