@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +187,32 @@ def test_kinetic_nan_stops_every_rank_with_last_good_state(tmp_path, ranks):
     assert "Abort" not in err and "Traceback" not in err
     saved = _final(tmp_path / "ck", ranks)
     assert all(int(s["step_index"]) == 11 and np.isfinite(s["group_p"]).all() for s in saved)
+
+
+@pytest.mark.slow
+def test_kinetic_external_sigterm_to_mpirun_then_resume(tmp_path):
+    """SIGTERM sent to `mpirun` from outside at a random moment (forwarded to the ranks)."""
+    args = [Path(BIN) / "fpsolver", "kinetic", "linear", "--set", "kinetic.cells=16",
+            "--set", "kinetic.degree=1", "--set", "t_end=0.5", "--set", "kinetic.dt=0.001"]
+    rc, out, err = _run(2, [*args, "--quiet", "--checkpoint-dir", "ref"], timeout=300,
+                        cwd=tmp_path)
+    assert rc == 0, err
+    proc = _launch(2, [*args, "--checkpoint-every", 50, "--checkpoint-dir", "cut"],
+                   cwd=tmp_path)
+    for line in proc.stderr:  # progress is logged every 10% of the steps
+        if "kinetic step" in line:
+            break
+    time.sleep(random.uniform(0.0, 0.3))
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == 3, err
+    assert "interrupted by SIGTERM after step" in err
+    rc, out, err = _run(2, [*args, "--quiet", "--resume", "cut"], timeout=300, cwd=tmp_path)
+    assert rc == 0, err
+    for ref, resumed in zip(_final(tmp_path / "ref", 2), _final(tmp_path / "cut", 2)):
+        assert int(ref["step_index"]) == int(resumed["step_index"]) == 500
+        for name in ("group_p", "vbar", "rec_vbar", "rec_cov"):
+            scale = np.abs(ref[name]).max()
+            assert np.abs(resumed[name] - ref[name]).max() <= 1e-12 * scale, name
