@@ -78,7 +78,7 @@ def fe_density(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(y_e grid, y_i grid, p[frame, i_e, i_i])`` of site 0 of a kinetic run."""
     ds = run.ds
     for name, da in ds.data_vars.items():
-        if da.ndim == 4 and da.dims[:2] == ("snapshot_time", "site"):
+        if da.ndim == 4 and da.dims[1] == "site":
             de, di = da.dims[2:]
             ye = ds[de].values if de in ds.variables else None
             yi = ds[di].values if di in ds.variables else None
@@ -86,7 +86,8 @@ def fe_density(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 h = run.scenario["kinetic"]["half_width"]
                 ye, yi = np.linspace(-h, h, da.shape[2]), np.linspace(-h, h, da.shape[3])
             return np.asarray(ye), np.asarray(yi), da.isel(site=0).values
-    print("  note: the kinetic run has no 2-d density; showing the product of its marginals")
+    print("  note: the kinetic run stores no 2-d density, only marginals: showing their "
+          "product (it loses the e-i correlation; the ellipses use the solver's full K)")
     from fpsolver.plotting import marginal_grid
     ye, yi = marginal_grid(run, "marginal_e"), marginal_grid(run, "marginal_i")
     pe = ds["marginal_e"].isel(site=0).values
@@ -150,7 +151,7 @@ def run(quick: bool) -> dict:
     for k, t in enumerate(times):
         mass, _, cov = moments(ye, yi, p[k])
         data["mass"].append(mass)
-        data["fe_cov"].append(cov)
+        data["fe_cov"].append(cov)  # of the gridded density (diagonal for a product)
         data["solver_cov"].append(kin.ds["cov"].values[np.argmin(np.abs(rec_t - t)), 0])
         kp = int(np.argmin(np.abs(snapshot_times(par) - t)))
         y = particle_fluctuations(par, kp)
@@ -184,7 +185,7 @@ def animate(data: dict) -> list[Path]:
         ax.set_xlabel("fluctuation y_e (voltage)")
         ax.set_aspect("equal")
     axes[0].set_ylabel("fluctuation y_i (voltage)")
-    patches = [ellipses(ax, data["fe_cov"][0]) for ax in axes]
+    patches = [ellipses(ax, data["solver_cov"][0]) for ax in axes]
     title = fig.suptitle("")
 
     def frame(k):
@@ -194,7 +195,7 @@ def animate(data: dict) -> list[Path]:
         for ax, es in zip(axes, patches):
             for e in es:
                 e.remove()
-        patches[:] = [ellipses(ax, data["fe_cov"][k]) for ax in axes]
+        patches[:] = [ellipses(ax, data["solver_cov"][k]) for ax in axes]
         title.set_text(f"scenario bistable, t = {data['times'][k]:.2f} (units of tau); "
                        "ellipses: Gaussian with the same K")
         return [im0, im1, title]
@@ -218,7 +219,7 @@ def plot_marginals(data: dict) -> Path:
     pe = np.trapezoid(p, yi, axis=1)
     ee = data["hist_edges"][0]
     he = data["hist"][-1].sum(axis=1) * np.diff(data["hist_edges"][1])[0]
-    K = data["fe_cov"][-1]
+    K = data["solver_cov"][-1]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(ye, pe, lw=2, label="finite elements")
     ax.stairs(he, ee, label=f"particles, n = {data['n']:g}")

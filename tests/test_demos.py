@@ -1,0 +1,147 @@
+"""The literate demos (demos/demo_*.py): run in quick mode, assert on the data they plot.
+
+Each demo exposes ``main(quick) -> dict`` with the plotted data. The full runs need the
+particle simulator and the kinetic solver and take minutes: they are ``slow``. The fast
+tests check the demos' own helpers against exact answers.
+"""
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMOS = ROOT / "demos"
+sys.path.insert(0, str(DEMOS))
+
+
+def _demo(name):
+    return importlib.import_module(name)
+
+
+def _need_solvers():
+    for module, func in (("fpsolver.particles", "run_particles"),
+                         ("fpsolver.kinetic", "run_kinetic")):
+        try:
+            getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError):
+            pytest.skip(f"{module}.{func} is not available yet")
+
+
+@pytest.mark.parametrize("name", ["demo_paper_figures", "demo_density_evolution",
+                                  "demo_spatial"])
+def test_demo_is_a_literate_script_with_a_quick_mode(name):
+    text = (DEMOS / f"{name}.py").read_text()
+    assert "format_name: light" in text and "def main(quick: bool" in text
+    assert 'os.environ.get("CI")' in text and "--full" in text
+    assert f'Path("out_{name.removeprefix("demo_")}")' in text
+
+
+def test_density_moments_of_a_gridded_gaussian_are_exact():
+    d = _demo("demo_density_evolution")
+    ye, yi = np.linspace(-6, 6, 241), np.linspace(-5, 5, 201)
+    K = np.array([[0.8, 0.3], [0.3, 0.5]])
+    E, I = np.meshgrid(ye, yi, indexing="ij")
+    Y = np.stack([E - 0.2, I + 0.1], axis=-1)
+    p = np.exp(-0.5 * np.einsum("...a,ab,...b->...", Y, np.linalg.inv(K), Y))
+    p /= 2 * np.pi * np.sqrt(np.linalg.det(K))
+    mass, mean, cov = d.moments(ye, yi, p)
+    assert abs(mass - 1) < 1e-6
+    np.testing.assert_allclose(mean, [0.2, -0.1], atol=1e-6)
+    np.testing.assert_allclose(cov, K, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_paper_figures(tmp_path, monkeypatch):
+    _need_solvers()
+    monkeypatch.chdir(tmp_path)
+    data = _demo("demo_paper_figures").main(quick=True)
+    assert all(Path(p).stat().st_size > 10_000 for p in data["figures"])
+    # Fig 5: the mode-1 spectral peak at the predicted sqrt(n) (docs/model.md §4)
+    for n, d in data["ring"].items():
+        assert abs(d["predicted"] - np.sqrt(n)) < 1e-6
+        assert abs(d["peak"] - d["predicted"]) < 0.1 * d["predicted"], (n, d["peak"])
+    for name in ("linear", "tanh"):
+        d = data[name]
+        g, p, k = d["gaussian"], d["particles"], d["kinetic"]
+        late = p["t"] >= 0.5 * p["t"][-1]
+        gl = np.interp(p["t"][late], g["t"], g["vbar"][:, 0]), \
+            np.interp(p["t"][late], g["t"], g["vbar"][:, 1])
+        offset = d["offset"] if d["offset"] is not None else np.zeros(2)
+        for a in range(2):
+            # particles: limit + finite-n offset, within a few sampling errors
+            err = np.mean(p["vbar"][late, a] - gl[a] - offset[a])
+            assert abs(err) < 4 * np.sqrt(1.0 / d["n"]), (name, a, err)
+            Kg = np.interp(p["t"][late], g["t"], g["K"][:, a])
+            assert abs(np.mean(p["K"][late, a] / Kg) - 1) < 0.05, (name, a)
+            # finite elements on the Gaussian limit (exact here)
+            np.testing.assert_allclose(k["vbar"][:, a], np.interp(k["t"], g["t"], g["vbar"][:, a]),
+                                       atol=2e-3)
+            np.testing.assert_allclose(k["K"][:, a], np.interp(k["t"], g["t"], g["K"][:, a]),
+                                       rtol=0.02)
+
+
+@pytest.mark.slow
+def test_density_evolution(tmp_path, monkeypatch):
+    _need_solvers()
+    monkeypatch.chdir(tmp_path)
+    data = _demo("demo_density_evolution").main(quick=True)
+    gif = tmp_path / "out_density_evolution" / "density.gif"
+    from PIL import Image
+    with Image.open(gif) as im:
+        assert im.n_frames == len(data["times"]) > 10
+    np.testing.assert_allclose(data["mass"], 1, atol=5e-3)  # densities integrate to 1
+    # the gridded density's variances are the ones the solver reports (the ellipse's K)
+    for a in range(2):
+        np.testing.assert_allclose(data["fe_cov"][:, a, a], data["solver_cov"][:, a, a],
+                                   rtol=0.03)
+    # the finite network's fluctuations have the same covariance, within sampling error
+    np.testing.assert_allclose(data["particle_cov"][-1], data["solver_cov"][-1], atol=0.08)
+    # not Gaussian: the e-marginal at the end has negative excess kurtosis (two lobes)
+    y, pe = data["y_e"], data["marginal_e_final"]
+    m2 = np.trapezoid(y**2 * pe, y)
+    assert np.trapezoid(y**4 * pe, y) / m2**2 - 3 < -0.3
+
+
+def _check_spatial(data):
+    assert data["mass"].shape[1] == len(data["x"]) > 1
+    np.testing.assert_allclose(data["mass"], 1, atol=5e-3)
+    k, p = data["kinetic"], data["particles"]
+    # a bump: vbar_e follows the cos-modulated input, in both solvers
+    for d in (k, p):
+        assert np.corrcoef(d["vbar"][-1, :, 0], data["input_e"])[0, 1] > 0.8
+    np.testing.assert_allclose(p["vbar"][-1], k["vbar"][-1],
+                               atol=0.05 + 0.2 * np.ptp(k["vbar"][-1]))
+
+
+@pytest.mark.slow
+def test_spatial(tmp_path, monkeypatch):
+    _need_solvers()
+    monkeypatch.chdir(tmp_path)
+    data = _demo("demo_spatial").main(quick=True)
+    _check_spatial(data)
+
+
+@pytest.mark.slow
+def test_spatial_under_mpirun(tmp_path):
+    _need_solvers()
+    mpirun = Path(sys.executable).parent / "mpirun"
+    if not mpirun.exists():
+        pytest.skip("no mpirun next to the interpreter")
+    script = ("import sys, pickle; sys.path.insert(0, %r); import demo_spatial as d; "
+              "r = d.main(quick=True); from mpi4py import MPI; "
+              "MPI.COMM_WORLD.rank == 0 and pickle.dump({k: r[k] for k in "
+              "('x', 'mass', 'kinetic', 'particles', 'input_e', 'ranks')}, "
+              "open('data.pkl', 'wb'))" % str(DEMOS))
+    env = {**os.environ, "CI": "1"}
+    proc = subprocess.run([str(mpirun), "-n", "2", sys.executable, "-c", script], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import pickle
+    data = pickle.loads((tmp_path / "data.pkl").read_bytes())
+    assert data["ranks"] == 2
+    _check_spatial(data)
