@@ -79,7 +79,7 @@ def fe_density(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(y_e grid, y_i grid, p[frame, i_e, i_i])`` of site 0 of a kinetic run."""
     ds = run.ds
     for name, da in ds.data_vars.items():
-        if da.ndim == 4 and da.dims[1] == "site":
+        if da.ndim == 4 and da.dims[0].startswith("snapshot") and da.dims[1] == "site":
             de, di = da.dims[2:]
             ye = ds[de].values if de in ds.variables else None
             yi = ds[di].values if di in ds.variables else None
