@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import matplotlib
-import netCDF4  # noqa: F401  (before DOLFINx loads its own HDF5: else netCDF writes fail)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

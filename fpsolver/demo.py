@@ -57,7 +57,6 @@ def run_demo(out_dir: str | Path = "out/demo", *, scenario: str = DEMO_SCENARIO,
     Returns:
         ``{"runs": {solver: dir}, "figures": [paths], "times": {solver: seconds}}``.
     """
-    import netCDF4  # noqa: F401  (before DOLFINx loads its own HDF5: else netCDF writes fail)
 
     from fpsolver.plotting import plot_run
 

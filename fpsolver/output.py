@@ -29,6 +29,10 @@ from fpsolver.space import Sites
 
 __all__ = ["RunResult", "write_outputs", "atomic_write", "read_observables"]
 
+# NetCDF-3 (64-bit offset) through scipy: no HDF5 library involved, so writing works after
+# DOLFINx has loaded its own HDF5 (the netCDF4 library then fails with "NetCDF: HDF error").
+NETCDF_ENGINE = "scipy"
+
 
 @dataclass
 class RunResult:
@@ -132,7 +136,7 @@ def write_outputs(out_dir: str | Path, scenario: Scenario, result: RunResult) ->
     atomic_write(paths["summary"],
                  lambda p: p.write_text(json.dumps(summary, indent=1, default=_jsonable)))
     dataset = _to_dataset(scenario, result)
-    atomic_write(paths["observables"], lambda p: dataset.to_netcdf(p, engine="netcdf4"))
+    atomic_write(paths["observables"], lambda p: dataset.to_netcdf(p, engine=NETCDF_ENGINE))
     return paths
 
 
@@ -140,5 +144,5 @@ def read_observables(out_dir: str | Path):
     """Open ``observables.nc`` of a run as an ``xarray.Dataset`` (loaded into memory)."""
     import xarray as xr
 
-    with xr.open_dataset(Path(out_dir) / "observables.nc", engine="netcdf4") as ds:
+    with xr.open_dataset(Path(out_dir) / "observables.nc", engine=NETCDF_ENGINE) as ds:
         return ds.load()

@@ -46,3 +46,12 @@ def test_show_and_scenarios(capsys):
     assert "n = 77" in capsys.readouterr().out
     assert main(["scenarios"]) == 0
     assert "ring-bump" in capsys.readouterr().out
+
+
+def test_kinetic_writes_netcdf_after_dolfinx_ran(tmp_path):
+    # Regression: DOLFINx's HDF5 broke NetCDF-4 writes once a kinetic run had happened.
+    out = tmp_path / "k"
+    assert main(["kinetic", "tanh", "--set", "t_end=0.05", "--set", "kinetic.cells=8",
+                 "--set", "kinetic.degree=1", "--quiet", "--out", str(out)]) == 0
+    ds = read_observables(out)
+    assert ds.attrs["solver"] == "kinetic" and ds["vbar"].shape[1:] == (1, 2)
