@@ -36,8 +36,9 @@ def _progress(progress, comm):
 
 # -- checkpoint hooks (fpsolver.runtime.RunControl) -------------------------------------
 def _state(stepper, rec) -> dict:
-    """Everything that continues the run exactly: the stepper and the records so far."""
-    return {**stepper.state(), **{f"rec_{k}": np.array(v) for k, v in rec.items()}}
+    """Everything that continues the run exactly: the stepper and the records so far
+    (lists: RunControl stacks them only when it writes)."""
+    return {**stepper.state(), **{f"rec_{k}": v for k, v in rec.items()}}
 
 
 def _fields(stepper) -> dict:

@@ -35,6 +35,7 @@ class FPForms:
             operator does not depend on the site (linear F, additive noise).
         vbar_r, mF_r, vbar_s, mF_s: reference and site constants (shape (2,)).
         p_work: the function ``explicit`` acts on.
+        mean_F: scalar forms integral F_a(vbar_s + y) p_work dy, a = e, i.
     """
 
     V: object
@@ -46,6 +47,7 @@ class FPForms:
     vbar_s: object
     mF_s: object
     p_work: object
+    mean_F: list
 
 
 def _flux(model, u, y, vbar, mF, ufl):
@@ -82,4 +84,6 @@ def fp_forms(msh, model, degree: int, *, site_dependent: bool) -> FPForms:
         diff = (_flux(model, p_work, y, vbar_s, mF_s, ufl)
                 - _flux(model, p_work, y, vbar_r, mF_r, ufl))
         explicit = fem.form(ufl.inner(diff, ufl.grad(q)) * dx)
-    return FPForms(V, mass, operator, explicit, vbar_r, mF_r, vbar_s, mF_s, p_work)
+    Fs = model.F(vbar_s[0] + y[0], vbar_s[1] + y[1], xp=ufl)
+    mean_F = [fem.form(Fs[a] * p_work * dx) for a in range(2)]
+    return FPForms(V, mass, operator, explicit, vbar_r, mF_r, vbar_s, mF_s, p_work, mean_F)

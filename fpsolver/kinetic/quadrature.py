@@ -36,43 +36,53 @@ class DensityQuadrature:
         ref_pts, ref_w = basix.make_quadrature(basix.CellType.triangle, degree)
         self.phi = V.element.basix_element.tabulate(0, ref_pts)[0, :, :, 0]  # (nq, ndof)
         self.cell_dofs = V.dofmap.list[:ncells]
-        geo = msh.geometry.x[msh.geometry.dofmap[:ncells]][:, :3, :2]  # vertices (c, 3, 2)
+        geo = msh.geometry.x[msh.geometry.dofmaps[0][:ncells]][:, :3, :2]  # vertices (c, 3, 2)
         x0 = geo[:, 0]
         J = np.stack([geo[:, 1] - x0, geo[:, 2] - x0], axis=2)  # (c, 2, 2): columns
         det = np.abs(J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0])
         self.points = (x0[:, None, :] + np.einsum("cij,qj->cqi", J, ref_pts)).reshape(-1, 2)
         self.dx = (det[:, None] * ref_w[None, :]).ravel()
         self.nq = len(ref_w)
-        # distinct coordinates per population, for the marginal sums
-        self.axis_values, self.axis_index = [], []
+        # every quantity below is linear in the dofs: precompute the maps once
+        from scipy import sparse
+
+        ncell, ndof = self.cell_dofs.shape
+        nlocal = V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts
+        rows = np.repeat(np.arange(ncell * self.nq), ndof)
+        cols = np.repeat(self.cell_dofs, self.nq, axis=0).ravel()
+        vals = (np.tile(self.phi, (ncell, 1)) * self.dx[:, None]).ravel()
+        Q = sparse.csr_matrix((vals, (rows, cols)), shape=(ncell * self.nq, nlocal))
+        self.Q = Q  # point weights = Q @ p
+        ye, yi = self.points[:, 0].copy(), self.points[:, 1].copy()
+        mono = np.column_stack([np.ones_like(ye), ye, yi, ye * ye, ye * yi, yi * yi,
+                                ye**3, yi**3, ye**4, yi**4])
+        self.C = np.ascontiguousarray((Q.T @ mono).T)  # (10, nlocal): raw moment sums = C p
+        # distinct coordinates per population: marginal weights = P_b @ p
+        self.axis_values, self.axis_index, self.P = [], [], []
         for b in range(2):
             vals, inv = np.unique(np.round(self.points[:, b], 12), return_inverse=True)
             self.axis_values.append(vals)
             self.axis_index.append(inv)
+            A = sparse.csr_matrix((np.ones(len(inv)), (inv, np.arange(len(inv)))),
+                                  shape=(len(vals), len(inv)))
+            self.P.append((A @ Q).tocsr())
 
     def weights(self, p: np.ndarray) -> np.ndarray:
         """p_h(y_q) |det J| w_q at every point, from the dof values ``p`` (local array)."""
-        pq = p[self.cell_dofs] @ self.phi.T  # (cells, nq)
-        return pq.ravel() * self.dx
+        return self.Q @ p
 
-    def marginal_weights(self, w: np.ndarray) -> list[np.ndarray]:
-        """Point weights summed over points with equal y_b, for b = e, i."""
-        return [np.bincount(self.axis_index[b], weights=w, minlength=len(self.axis_values[b]))
-                for b in range(2)]
+    def marginal_weights(self, p: np.ndarray) -> list[np.ndarray]:
+        """Point weights summed over points with equal y_b, for b = e, i (from dofs)."""
+        return [P @ p for P in self.P]
 
-    def moments(self, w: np.ndarray) -> np.ndarray:
+    def moments(self, p: np.ndarray) -> np.ndarray:
         """Partial raw sums [mass, E y_e, E y_i, E y_e^2, E y_e y_i, E y_i^2, E y_e^3,
-        E y_i^3, E y_e^4, E y_i^4] (not normalised)."""
-        ye, yi = self.points[:, 0], self.points[:, 1]
-        we, wi = w * ye, w * yi
-        return np.array([w.sum(), we.sum(), wi.sum(), (we * ye).sum(), (we * yi).sum(),
-                         (wi * yi).sum(), (we * ye * ye).sum(), (wi * yi * yi).sum(),
-                         (we * ye**3).sum(), (wi * yi**3).sum()])
+        E y_i^3, E y_e^4, E y_i^4] (not normalised), from the dofs ``p``."""
+        return self.C @ p
 
-    def expect_F(self, model, vbar: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Partial sum of F(vbar + y_q) w_q, shape (2,)."""
-        Fe, Fi = model.F(vbar[0] + self.points[:, 0], vbar[1] + self.points[:, 1], np)
-        return np.array([np.dot(Fe, w), np.dot(Fi, w)])
+    def functional(self, f: np.ndarray) -> np.ndarray:
+        """The dof vector c with c . p = sum_q f(y_q) p_h(y_q) |det J| w_q."""
+        return self.Q.T @ f
 
     def histogram(self, w: np.ndarray, edges: np.ndarray, b: int) -> np.ndarray:
         """Partial mass of the bins ``edges`` along y_b (points binned by coordinate)."""

@@ -44,7 +44,8 @@ class KineticStepper:
         self.group = run_shared(comm, SiteGroup, gcomm, self.layout.sites, model, self.smesh,
                                 ref_tol=ref_tol)
         q = self.group.quad
-        self.layer = self.smesh.boundary_distance(q.points) < BOUNDARY_LAYER * self.smesh.radius
+        layer = self.smesh.boundary_distance(q.points) < BOUNDARY_LAYER * self.smesh.radius
+        self.layer = q.functional(layer.astype(float))
         self.constraint = BalanceConstraint(model)
         self.t, self.step_index = 0.0, 0
         self.vbar_old = None
@@ -65,8 +66,7 @@ class KineticStepper:
     def _weights(self) -> None:
         """Point and marginal weights of every local site (after a density change)."""
         g, q = self.group, self.group.quad
-        self._w = [g.point_weights(j) for j in range(len(g.sites))]
-        self._mw = [q.marginal_weights(w) for w in self._w]
+        self._mw = [q.marginal_weights(g.p[j]) for j in range(len(g.sites))]
 
     def expect(self, vbar: np.ndarray):
         """(g, gp) of MODEL §2a for all sites: <G_ab(vbar_b + y_b)>, <G_ab'>."""
@@ -86,10 +86,9 @@ class KineticStepper:
         g, q = self.group, self.group.quad
         local = np.zeros((self.B, _NMOM + 3))
         for j, site in enumerate(g.sites):
-            w = self._w[j]
-            local[site, :_NMOM] = q.moments(w)
-            local[site, _NMOM:_NMOM + 2] = q.expect_F(self.model, self.vbar[site], w)
-            local[site, _NMOM + 2] = w[self.layer].sum()
+            local[site, :_NMOM] = q.moments(g.p[j])
+            local[site, _NMOM:_NMOM + 2] = g.mean_F(j, self.vbar[site])
+            local[site, _NMOM + 2] = self.layer @ g.p[j]
         total = self._sum(local)
         self.moments = total[:, :_NMOM]
         self.mF = total[:, _NMOM:_NMOM + 2] / self.moments[:, :1]
@@ -97,14 +96,15 @@ class KineticStepper:
         from mpi4py import MPI
         mins = np.full(self.B, np.inf)
         mins[g.sites] = g.min_density()
-        self.min_density = self.comm.allreduce(mins, op=MPI.MIN) if self.comm.size > 1 else mins
+        self.min_density = np.empty_like(mins)
+        self.comm.Allreduce(mins, self.min_density, op=MPI.MIN)
         g.vbar[:] = self.vbar[g.sites]
         g.mF[:] = self.mF[g.sites]
 
     def _masses(self) -> np.ndarray:
         local = np.zeros(self.B)
         for j, site in enumerate(self.group.sites):
-            local[site] = self._w[j].sum()
+            local[site] = self._mw[j][0].sum()
         return self._sum(local)
 
     # -- consistent initialisation (MODEL §2d) ----------------------------------------
@@ -136,7 +136,7 @@ class KineticStepper:
         n, t_new = self.step_index + 1, (self.step_index + 1) * self.dt
         where = f" at step {n}, t = {t_new:g}"
         with shared_failure(self.comm):
-            self.group.step(where)
+            self.group.step(where, reference=(self.vbar.mean(axis=0), self.mF.mean(axis=0)))
         self._weights()
         self.mass = self._masses()
         base = self._base()
@@ -182,7 +182,7 @@ class KineticStepper:
         for b in range(2):
             local = np.zeros((self.B, len(edges[b]) - 1))
             for j, site in enumerate(self.group.sites):
-                local[site] = q.histogram(self._w[j], edges[b], b)
+                local[site] = q.histogram(self.group.point_weights(j), edges[b], b)
             out.append(self._sum(local) / np.diff(edges[b])[None, :])
         return out
 
