@@ -12,7 +12,9 @@
         ctl.finish(step, t, state)
 
 ``state`` is a dict of this rank's numpy arrays (everything needed to continue exactly:
-dofs, history of the time scheme, means ...) or a callable returning it. Every call is
+dofs, history of the time scheme, means ...) or a callable returning it. A value may also
+be an append-only list of arrays (recorded observables): it is kept by reference and
+stacked only when a checkpoint is written, so the per-step cost does not grow with it. Every call is
 collective over ``comm``; all ranks call them at the same steps.
 """
 
@@ -101,7 +103,8 @@ class RunControl:
         if self.checkpoint_dir is None:
             return None
         arrays = state() if callable(state) else state
-        save_checkpoint(self.checkpoint_dir, dict(arrays), step=step, time=time,
+        arrays = {k: np.array(v) for k, v in arrays.items()}
+        save_checkpoint(self.checkpoint_dir, arrays, step=step, time=time,
                         scenario_toml=self.scenario_toml, comm=self.comm, meta=self.meta,
                         layout=self.layout)
         self._last_saved_step = step
@@ -126,7 +129,8 @@ class RunControl:
         arrays = state() if callable(state) else state
         self._check(step, time, fields if fields is not None else arrays, masses, mass_floor)
         if self.keep_last_good:
-            self._last_good = (step, time, {k: np.array(v, copy=True) for k, v in arrays.items()})
+            self._last_good = (step, time, {k: list(v) if isinstance(v, list) else
+                                            np.array(v, copy=True) for k, v in arrays.items()})
         if self.every and step % self.every == 0:
             self.save(step, time, arrays)
         if self.stop.requested(self.comm):
