@@ -35,7 +35,8 @@ def _triangles(cell_type: str, data: np.ndarray) -> np.ndarray:
 
 def _contains(points: np.ndarray, tri: np.ndarray, x: np.ndarray, tol: float) -> bool:
     p0, p1, p2 = points[tri[:, 0]], points[tri[:, 1]], points[tri[:, 2]]
-    d = (p1[:, 1] - p2[:, 1]) * (p0[:, 0] - p2[:, 0]) + (p2[:, 0] - p1[:, 0]) * (p0[:, 1] - p2[:, 1])
+    d = ((p1[:, 1] - p2[:, 1]) * (p0[:, 0] - p2[:, 0])
+         + (p2[:, 0] - p1[:, 0]) * (p0[:, 1] - p2[:, 1]))
     ok = np.abs(d) > 0
     a = ((p1[:, 1] - p2[:, 1]) * (x[0] - p2[:, 0]) + (p2[:, 0] - p1[:, 0]) * (x[1] - p2[:, 1]))
     b = ((p2[:, 1] - p0[:, 1]) * (x[0] - p2[:, 0]) + (p0[:, 0] - p2[:, 0]) * (x[1] - p2[:, 1]))

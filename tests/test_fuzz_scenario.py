@@ -149,8 +149,8 @@ def _document(top_values: dict, sections: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(top_values=top, sections=tables, garbage=st.one_of(st.just(""), st.text(max_size=30)))
 def test_fuzzed_documents_build_or_raise_clearly(tmp_path, top_values, sections, garbage):
     path = tmp_path / "fuzz.toml"

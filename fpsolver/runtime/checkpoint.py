@@ -149,10 +149,10 @@ def read_manifest(directory) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint manifest {path} is unreadable: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    if found != FORMAT:
         raise CheckpointError(f"{path} is not an fpsolver checkpoint manifest "
-                              f"(format {manifest.get('format') if isinstance(manifest, dict) else None!r}, "
-                              f"expected {FORMAT!r})")
+                              f"(format {found!r}, expected {FORMAT!r})")
     return manifest
 
 

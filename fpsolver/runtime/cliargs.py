@@ -3,9 +3,9 @@
 ``add_checkpoint_args(parser)`` adds ``--checkpoint-every K``, ``--checkpoint-dir DIR`` and
 ``--resume DIR`` to a subcommand; :func:`run_control` turns the parsed flags into the
 :class:`RunControl` a solver loop uses. Checkpoints go to ``--checkpoint-dir``, else the
-``--resume`` directory, else ``OUT/checkpoint``, else ``./checkpoint-<scenario name>``. Without any of the three flags
-nothing is written unless the run is stopped by a signal or bad numbers (then the state
-goes to the default directory).
+``--resume`` directory, else ``OUT/checkpoint``, else ``./checkpoint-<scenario name>``.
+Without any of the three flags nothing is written unless the run is stopped by a signal
+or bad numbers (then the state goes to the default directory).
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ class Interrupted(FpsolverError, RuntimeError):
 
     def __init__(self, step: int, time: float, checkpoint, signal_name: str = "a signal",
                  command: str = "fpsolver kinetic SCENARIO"):
-        self.step, self.time, self.checkpoint, self.signal_name = step, time, checkpoint, signal_name
+        self.step, self.time, self.checkpoint = step, time, checkpoint
+        self.signal_name = signal_name
         where = (f"; checkpoint written to {checkpoint} -- resume with "
                  f"`{command} --resume {checkpoint}`" if checkpoint else
                  " (no checkpoint directory: nothing saved)")
