@@ -35,6 +35,7 @@ __all__ = ["run_particles", "uses_builtin_families"]
 
 logger = logging.getLogger(__name__)
 _OVERFLOW = 1e100  # |mean state| beyond this counts as overflow
+_PARALLEL_MIN = 65536  # pairs below which the compiled passes run on one thread
 
 
 def uses_builtin_families(model: Model) -> bool:
@@ -147,6 +148,9 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
 
     bar = _bar(progress, steps)
     loop_start = time.perf_counter()
+    numba_threads = numba.get_num_threads()
+    if n < _PARALLEL_MIN:  # a parallel launch costs more than the work (results unchanged)
+        numba.set_num_threads(1)
     try:
         look(0)
         for k in range(steps):
@@ -156,6 +160,7 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
             if bar is not None:
                 bar.update(1)
     finally:
+        numba.set_num_threads(numba_threads)
         noise.close()
         if bar is not None:
             bar.close()
