@@ -222,3 +222,18 @@ def test_kinetic_external_sigterm_to_mpirun_then_resume(tmp_path):
         for name in ("group_p", "vbar", "rec_vbar", "rec_cov"):
             scale = np.abs(ref[name]).max()
             assert np.abs(resumed[name] - ref[name]).max() <= 1e-12 * scale, name
+
+
+def test_kinetic_resume_extends_a_finished_run_but_never_shortens_it(tmp_path):
+    program = PROGRAMS / "kinetic_sigterm.py"
+    rc, out, err = _run(1, [program, *KINETIC, "--checkpoint-dir", "ck"], timeout=300,
+                        cwd=tmp_path)
+    assert rc == 0, err
+    rc, out, err = _run(1, [program, *KINETIC, "--set", "t_end=0.25", "--resume", "ck"],
+                        timeout=300, cwd=tmp_path)
+    assert rc == 2 and "scenario field 't_end': the checkpoint is at t = 0.5" in err
+    rc, out, err = _run(1, [program, *KINETIC, "--set", "t_end=0.7", "--resume", "ck"],
+                        timeout=300, cwd=tmp_path)
+    assert rc == 0, err
+    assert "t = 0.7:" in out
+    assert json.loads((tmp_path / "ck" / "manifest.json").read_text())["step"] == 70

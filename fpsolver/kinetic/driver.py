@@ -48,13 +48,18 @@ def _fields(stepper) -> dict:
             **{(int(site), "density"): g.p[j] for j, site in enumerate(g.sites)}}
 
 
-def _resume(control, stepper, rec) -> int:
+def _resume(control, stepper, rec, steps: int) -> int:
     """Restore the checkpoint of ``control`` if any; the first step still to run."""
     control.layout = {"sites": [int(s) for s in stepper.group.sites],
                       "dofs": int(stepper.group.p.shape[1])}
     saved = control.resume_state()
     if saved is None:
         return 0
+    if saved.step > steps:
+        from fpsolver.errors import ScenarioError
+        raise ScenarioError("t_end", f"the checkpoint is at t = {saved.time:g} (step "
+                            f"{saved.step}), past t_end = {steps * stepper.dt:g}",
+                            "resume with a t_end at least as large as the original run's")
     stepper.restore({k: v for k, v in saved.arrays.items() if not k.startswith("rec_")})
     for k in rec:
         rec[k] = list(saved.arrays[f"rec_{k}"])
@@ -103,7 +108,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
     rec = {k: [] for k in names}
     warned = False
     report = _progress(progress, comm)
-    first = _resume(control, stepper, rec) if control is not None else 0
+    first = _resume(control, stepper, rec, steps) if control is not None else 0
     loop_start = time.perf_counter()
     for n in range(first, steps + 1):
         if n:
