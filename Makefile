@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 NP     ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test test-fast test-mpi bench clean
+.PHONY: install demo test test-fast test-mpi bench bench-brian clean
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ test-mpi: install
 bench: install
 	$(PY) benchmarks/particles.py
 	$(PY) benchmarks/kinetic.py
+
+# Brian2 fails with numpy >= 2.4: it gets its own venv; benchmarks/particles.py runs its
+# Brian2 part there and prints it side by side with fpsolver and the numpy loop.
+bench-brian: install
+	@test -x .venv-brian/bin/python || $$(scripts/find-python.sh) -m venv .venv-brian
+	.venv-brian/bin/python -m pip install --quiet "numpy<2.4" brian2
+	$(PY) benchmarks/particles.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
