@@ -342,6 +342,9 @@ class Scenario:
         if self.t_end < self.dt:
             raise ScenarioError("t_end", f"t_end={self.t_end} is shorter than dt={self.dt}",
                                 "make t_end >= dt")
+        if self.t_end < self.kinetic.dt:
+            raise ScenarioError("kinetic.dt", f"kinetic.dt={self.kinetic.dt} is longer than "
+                                f"t_end={self.t_end}", "make kinetic.dt <= t_end")
         for name in ("populations", "dynamics", "noise", "gains", "kernel", "space",
                      "initial", "record", "kinetic"):
             getattr(self, name).check(name)

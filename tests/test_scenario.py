@@ -86,3 +86,9 @@ def test_grid_positions_need_divisible_n():
     with pytest.raises(ScenarioError) as info:
         load_scenario("ring-bump", ["n=1000"])
     assert info.value.field == "n"
+
+
+def test_kinetic_step_longer_than_the_run():
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("tanh", ["t_end=0.005", "dt=0.001"])
+    assert info.value.field == "kinetic.dt"
