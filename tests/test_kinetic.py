@@ -140,3 +140,27 @@ def test_rank_independent_mean_field():
     ser = run_kinetic(sc, comm=MPI.COMM_SELF, progress=False)
     assert np.abs(res.vbar - ser.vbar).max() < 1e-10
     assert np.abs(res.extra["kurtosis"][1] - ser.extra["kurtosis"][1]).max() < 1e-9
+
+
+def test_preonly_with_a_non_direct_preconditioner_is_refused():
+    # preonly + jacobi would apply one Jacobi sweep and report success: silently wrong.
+    from fpsolver.errors import ScenarioError
+    from fpsolver.kinetic import run_kinetic
+
+    sc = load_scenario("linear", ["t_end=0.02", "kinetic.cells=6", "kinetic.degree=1",
+                                  "kinetic.petsc_options={pc_type = 'jacobi'}"])
+    with pytest.raises(ScenarioError, match="preonly"):
+        run_kinetic(sc, progress=False)
+
+
+def test_iterative_solver_matches_direct():
+    # GMRES + ILU to rtol 1e-12 solves the same systems as LU: same result to ~1e-10.
+    from fpsolver.kinetic import run_kinetic
+
+    base = ["t_end=0.1", "kinetic.cells=8", "kinetic.degree=1"]
+    lu = run_kinetic(load_scenario("tanh", base), progress=False)
+    it = run_kinetic(load_scenario("tanh", base + [
+        "kinetic.petsc_options={ksp_type = 'gmres', pc_type = 'ilu', ksp_rtol = 1e-13}"]),
+        progress=False)
+    np.testing.assert_allclose(it.cov, lu.cov, atol=1e-9)
+    np.testing.assert_allclose(it.vbar, lu.vbar, atol=1e-9)

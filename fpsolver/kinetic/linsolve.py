@@ -17,6 +17,7 @@ __all__ = ["LinearSolver", "DEFAULT_PETSC_OPTIONS"]
 DEFAULT_PETSC_OPTIONS = {"ksp_type": "preonly", "pc_type": "lu",
                          "pc_factor_mat_solver_type": "mumps"}
 _COUNTER = itertools.count()
+_DIRECT = ("lu", "cholesky")
 
 
 def _petsc_reason(exc) -> str:
@@ -38,7 +39,17 @@ class LinearSolver:
         from petsc4py import PETSc
 
         self.prefix = f"fpsolver_kinetic_{name}_{next(_COUNTER)}_"
-        self.options = {**DEFAULT_PETSC_OPTIONS, **(petsc_options or {})}
+        user = dict(petsc_options or {})
+        defaults = dict(DEFAULT_PETSC_OPTIONS)
+        if user.get("pc_type", "lu") != "lu":  # MUMPS is the default for LU only
+            defaults.pop("pc_factor_mat_solver_type")
+        self.options = {**defaults, **user}
+        if self.options["ksp_type"] == "preonly" and self.options["pc_type"] not in _DIRECT:
+            raise ScenarioError(
+                "kinetic.petsc_options", f"ksp_type 'preonly' applies pc_type "
+                f"'{self.options['pc_type']}' once, which does not solve the system",
+                "keep pc_type 'lu', or choose an iterative solver, e.g. "
+                "{ksp_type = 'gmres', pc_type = 'ilu', ksp_rtol = 1e-12}")
         opts = PETSc.Options()
         for key, value in self.options.items():
             opts[self.prefix + key] = value
