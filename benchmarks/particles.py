@@ -39,7 +39,9 @@ def bench_fpsolver(n: int, t_end: float) -> dict:
     from fpsolver.particles import run_particles
 
     sc = load_scenario("tanh", [f"n={n}", f"t_end={t_end}", f"record.every={t_end}"])
-    run_particles(sc.replace(t_end=sc.dt * 2), progress=False)  # compile / warm up
+    warm = load_scenario("tanh", [f"n={n}", "t_end=0.002", "kinetic.dt=0.001",
+                                  "record.every=0.002"])
+    run_particles(warm, progress=False)  # compile / warm up
     r = run_particles(sc, progress=False)
     return {"rate": r.info["neuron_steps_per_second"], "dt": r.info["dt"],
             "loop_time": r.info["loop_time"], "vbar": r.vbar[-1, 0].tolist()}

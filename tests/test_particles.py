@@ -52,7 +52,7 @@ def test_layout_and_outputs(tmp_path):
 
 
 def test_snapshots_are_subsampled_deterministically():
-    r = _run("tanh", "n=250000", "t_end=0.002", "record.snapshots=[0.002]")
+    r = _run("tanh", "n=250000", "t_end=0.002", "kinetic.dt=0.001", "record.snapshots=[0.002]")
     idx = r.extra["pair_index"][1]
     assert len(idx) <= 100_000 and idx[0] == 0 and np.all(np.diff(idx) == idx[1])
 
