@@ -284,9 +284,14 @@ class Kinetic:
     """Finite-element discretisation of the fluctuation Fokker-Planck equation (§2b)."""
 
     degree: int = _doc("Lagrange degree, 1 or 2", 2)
-    cells: int = _doc("cells per side of the generated box mesh", 128)
+    cells: int = _doc("cells per side of the generated box mesh", 88)
     domain: str = _doc("state domain: 'box', 'disk', or a mesh file in meshes/", "box")
-    half_width: float = _doc("half width of the box / radius of the disk (voltage)", 6.0)
+    half_width: float = _doc("half width of the box / radius of the disk (voltage)", 8.0)
+    grading: float = _doc(
+        "sinh grading a of the box: a uniform grid s in [-1, 1] per axis is mapped to "
+        "y = half_width sinh(a s) / sinh(a), cells a / sinh(a) times the uniform size at "
+        "the origin and a / tanh(a) times at the edge; 0: uniform (box only: the disk "
+        "is already finer at the origin)", 2.0)
     dt: float = _doc("time step of the kinetic solver (time units)", 0.01)
     scheme: str = _doc(f"time scheme, one of {list(TIME_SCHEMES)}", "bdf2")
     petsc_options: dict = _doc("PETSc options merged over the LU/MUMPS defaults", factory=dict)
@@ -299,6 +304,9 @@ class Kinetic:
             raise ScenarioError(f"{path}.cells", f"must be >= 2, got {self.cells}",
                                 "use e.g. 64 or 128 cells per side")
         _positive(f"{path}.half_width", self.half_width, "give the truncation size > 0")
+        if not (0 <= self.grading <= 8 and math.isfinite(self.grading)):
+            raise ScenarioError(f"{path}.grading", f"must be in [0, 8], got {self.grading}",
+                                "use 0 (uniform) or a mild grading such as 1.5")
         _positive(f"{path}.dt", self.dt, "give a time step > 0")
         _one_of(f"{path}.scheme", self.scheme, TIME_SCHEMES)
         for key, value in self.petsc_options.items():

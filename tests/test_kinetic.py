@@ -50,7 +50,8 @@ def test_ou_time_order(scheme, expected):
 
 
 def _short(name, *sets):
-    base = ["t_end=0.5", "record.every=0.1", "kinetic.cells=48"]
+    base = ["t_end=0.5", "record.every=0.1", "kinetic.cells=48", "kinetic.grading=0",
+            "kinetic.dt=0.01"]
     return load_scenario(name, base + list(sets))
 
 

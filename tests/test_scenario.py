@@ -90,5 +90,5 @@ def test_grid_positions_need_divisible_n():
 
 def test_kinetic_step_longer_than_the_run():
     with pytest.raises(ScenarioError) as info:
-        load_scenario("tanh", ["t_end=0.005", "dt=0.001"])
+        load_scenario("tanh", ["t_end=0.002", "dt=0.001"])
     assert info.value.field == "kinetic.dt"

@@ -40,7 +40,8 @@ class KineticStepper:
         self.dt = kin.dt
         self.layout = site_layout(comm, self.B)
         gcomm = self.layout.group_comm
-        self.smesh = run_shared(comm, state_mesh, gcomm, kin.domain, kin.half_width, kin.cells)
+        self.smesh = run_shared(comm, state_mesh, gcomm, kin.domain, kin.half_width, kin.cells,
+                                 kin.grading)
         self.group = run_shared(comm, SiteGroup, gcomm, self.layout.sites, model, self.smesh,
                                 ref_tol=ref_tol)
         q = self.group.quad
