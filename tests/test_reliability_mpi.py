@@ -113,7 +113,7 @@ def test_resume_on_another_rank_count_is_refused(tmp_path):
 # -- the kinetic solver: SIGTERM at a random step, resume, same final fields ---------------
 
 KINETIC = ["kinetic", "linear", "--set", "kinetic.cells=16", "--set", "kinetic.degree=1",
-           "--set", "t_end=0.5", "--quiet"]  # 50 steps of dt = 0.01
+           "--set", "kinetic.dt=0.01", "--set", "t_end=0.5", "--quiet"]  # 50 steps of dt = 0.01
 
 
 def _final(directory: Path, ranks: int) -> list[dict]:
