@@ -92,6 +92,8 @@ class Model:
         linear_drift: ``(Lambda, f0)`` if F(v) = -Lambda v + f0 exactly, else ``None``.
         additive_noise: the constant S (2x2) if S does not depend on v, else ``None``.
         scenario: the scenario it was built from.
+        builtin_terms: F and S are the scenario's named families (polynomials of v), not
+            user callables; the kinetic solver then uses its fast explicit terms.
     """
 
     F: Pointwise
@@ -105,6 +107,7 @@ class Model:
     additive_noise: np.ndarray | None
     scenario: Scenario
     kernel_modes: dict | None = field(default=None)
+    builtin_terms: bool = False
 
     @property
     def n_sites(self) -> int:
@@ -198,5 +201,6 @@ def build_model(sc: Scenario, *, F: Pointwise | None = None, S_diag: Pointwise |
                  G={ab: g[0] for ab, g in gains.items()},
                  G_prime={ab: g[1] for ab, g in gains.items()},
                  sites=sites, inputs=inputs, kernel=kernel, linear_drift=linear,
-                 additive_noise=additive, scenario=sc, kernel_modes=modes)
+                 additive_noise=additive, scenario=sc, kernel_modes=modes,
+                 builtin_terms=F is None and S_diag is None)
 

@@ -36,6 +36,7 @@ class FPForms:
         vbar_r, mF_r, vbar_s, mF_s: reference and site constants (shape (2,)).
         p_work: the function ``explicit`` acts on.
         mean_F: scalar forms integral F_a(vbar_s + y) p_work dy, a = e, i.
+        qdeg: quadrature degree of every form.
     """
 
     V: object
@@ -48,6 +49,7 @@ class FPForms:
     mF_s: object
     p_work: object
     mean_F: list
+    qdeg: int
 
 
 def _flux(model, u, y, vbar, mF, ufl):
@@ -75,8 +77,8 @@ def fp_forms(msh, model, degree: int, *, site_dependent: bool) -> FPForms:
     vbar_s, mF_s = fem.Constant(msh, zero.copy()), fem.Constant(msh, zero.copy())
     p_work = fem.Function(V)
     # quadrature: exact for the mass matrix, and for polynomial drifts up to cubic with P2
-    qdeg = {"quadrature_degree": 2 * degree + 3}
-    dx = ufl.dx(metadata=qdeg)
+    qdeg = 2 * degree + 3
+    dx = ufl.dx(metadata={"quadrature_degree": qdeg})
     mass = fem.form(ufl.inner(u, q) * dx)
     operator = fem.form(ufl.inner(_flux(model, u, y, vbar_r, mF_r, ufl), ufl.grad(q)) * dx)
     explicit = None
@@ -86,4 +88,5 @@ def fp_forms(msh, model, degree: int, *, site_dependent: bool) -> FPForms:
         explicit = fem.form(ufl.inner(diff, ufl.grad(q)) * dx)
     Fs = model.F(vbar_s[0] + y[0], vbar_s[1] + y[1], xp=ufl)
     mean_F = [fem.form(Fs[a] * p_work * dx) for a in range(2)]
-    return FPForms(V, mass, operator, explicit, vbar_r, mF_r, vbar_s, mF_s, p_work, mean_F)
+    return FPForms(V, mass, operator, explicit, vbar_r, mF_r, vbar_s, mF_s, p_work, mean_F,
+                   qdeg)

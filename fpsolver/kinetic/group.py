@@ -13,6 +13,11 @@ site's difference a_site - a_ref is explicit, extrapolated to second order:
 BDF2 starts with one CN step. For linear F with additive noise E = 0 and the operator is
 constant: it is factored once. Otherwise the reference moves to the group mean when a
 group mean drifts more than ``ref_tol`` from it (one numeric refactorisation).
+
+On a serial group (whole mesh on one rank) every site is advanced at once: E and <F>
+come from the fixed matrices of :mod:`fpsolver.kinetic.polynomial` for the built-in
+drift/noise families, and M p, A p are sparse products with all sites as columns. A
+distributed mesh or user callables use per-site form assembly and PETSc products.
 """
 
 from __future__ import annotations
@@ -21,9 +26,18 @@ import numpy as np
 
 from fpsolver.kinetic.forms import fp_forms
 from fpsolver.kinetic.linsolve import LinearSolver
+from fpsolver.kinetic.polynomial import polynomial_terms
 from fpsolver.kinetic.quadrature import DensityQuadrature
 
 __all__ = ["SiteGroup"]
+
+
+def _csr(mat):
+    """A serial PETSc AIJ matrix as a scipy CSR matrix (a copy)."""
+    from scipy import sparse
+
+    indptr, indices, data = mat.getValuesCSR()
+    return sparse.csr_matrix((data.copy(), indices.copy(), indptr.copy()), shape=mat.getSize())
 
 
 def _gaussian_dofs(V, cov: np.ndarray, mean=(0.0, 0.0)) -> np.ndarray:
@@ -73,6 +87,10 @@ class SiteGroup:
         self.M.assemble()
         self.A = petsc.assemble_matrix(self.forms.operator)
         self.A.assemble()
+        self.fast = polynomial_terms(V, model, self.forms.qdeg)
+        self.serial = comm.size == 1
+        self.M_csr = _csr(self.M) if self.serial else None
+        self.A_csr = _csr(self.A) if self.serial else None
         self.vbar_r = np.zeros(2)
         self.mF_r = np.zeros(2)
         self.ref_version = 0
@@ -128,6 +146,8 @@ class SiteGroup:
         self.A.zeroEntries()
         petsc.assemble_matrix(self.A, self.forms.operator)
         self.A.assemble()
+        if self.serial:
+            self.A_csr = _csr(self.A)
         self._rebuild_systems()
         self.ref_version += 1
         self.refactorisations += 1
@@ -144,8 +164,17 @@ class SiteGroup:
             self.set_reference(vm, fm)
 
     # -- explicit terms ------------------------------------------------------------------
-    def _explicit(self, p: np.ndarray, vbar: np.ndarray, mF: np.ndarray) -> np.ndarray:
-        """E = (a_site - a_ref)(p, .) as owned values."""
+    def explicit(self, p: np.ndarray, vbar: np.ndarray, mF: np.ndarray) -> np.ndarray:
+        """E = (a_site - a_ref)(p_j, .) for every row j of p, owned values (sites, owned)."""
+        if self.fast is not None:
+            return self.fast.explicit(p, vbar, mF, self.vbar_r, self.mF_r)
+        out = np.empty((len(p), self.n_local))
+        for j in range(len(p)):
+            out[j] = self._explicit_form(p[j], vbar[j], mF[j])
+        return out
+
+    def _explicit_form(self, p: np.ndarray, vbar: np.ndarray, mF: np.ndarray) -> np.ndarray:
+        """E of one site by assembling the UFL form (any model, any communicator)."""
         from dolfinx.fem import petsc
         from petsc4py import PETSc
 
@@ -158,6 +187,19 @@ class SiteGroup:
         petsc.assemble_vector(self.e, f.explicit)
         self.e.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         return self.e.array_r.copy()
+
+    def _apply(self, which: str, X: np.ndarray) -> np.ndarray:
+        """M or A (``which``) times every row of X (owned values), as rows."""
+        if self.serial:
+            mat = self.M_csr if which == "M" else self.A_csr
+            return np.ascontiguousarray((mat @ X.T).T)
+        mat = self.M if which == "M" else self.A
+        out = np.empty_like(X)
+        for j in range(len(X)):
+            self.tmp.x.petsc_vec.array_w[:] = X[j]
+            mat.mult(self.tmp.x.petsc_vec, self.b)
+            out[j] = self.b.array_r
+        return out
 
     # -- one time step -------------------------------------------------------------------
     def step(self, where: str = "", reference=None) -> None:
@@ -172,33 +214,20 @@ class SiteGroup:
         if reference is None:
             reference = (self.vbar.mean(axis=0), self.mF.mean(axis=0))
         self.maybe_move_reference(*reference)
-        k = len(self.sites)
-        E_new = np.zeros((k, self.n_local))
-        if not self.constant:
-            for j in range(k):
-                E_new[j] = self._explicit(self.p[j], self.vbar[j], self.mF[j])
+        k, n = len(self.sites), self.n_local
+        E_new = np.zeros((k, n))
+        if not self.constant and k:
+            E_new = self.explicit(self.p, self.vbar, self.mF)
             if self.have_old and self.E_old_version != self.ref_version:
-                for j in range(k):
-                    self.E_old[j] = self._explicit(self.p_old[j], self.vbar_old[j],
-                                                   self.mF_old[j])
-        n = self.n_local
-        rhs = np.empty((k, n))
-        for j in range(k):
-            if kind == "bdf2":
-                combo = (4 * self.p[j, :n] - self.p_old[j, :n]) / (2 * self.dt)
-                ex = 2 * E_new[j] - self.E_old[j]
-            elif kind == "cn":
-                combo = self.p[j, :n] / self.dt
-                ex = (1.5 * E_new[j] - 0.5 * self.E_old[j]) if self.have_old else E_new[j]
-            else:
-                combo = self.p[j, :n] / self.dt
-                ex = E_new[j]
-            self.tmp.x.petsc_vec.array_w[:] = combo
-            self.M.mult(self.tmp.x.petsc_vec, self.b)
-            if kind == "cn":
-                self.tmp.x.petsc_vec.array_w[:] = 0.5 * self.p[j, :n]
-                self.A.multAdd(self.tmp.x.petsc_vec, self.b, self.b)
-            rhs[j] = self.b.array_r + ex
+                self.E_old = self.explicit(self.p_old, self.vbar_old, self.mF_old)
+        p, p_old = self.p[:, :n], self.p_old[:, :n]
+        if kind == "bdf2":
+            rhs = self._apply("M", (4 * p - p_old) / (2 * self.dt)) + (2 * E_new - self.E_old)
+        elif kind == "cn":
+            rhs = self._apply("M", p / self.dt) + self._apply("A", 0.5 * p)
+            rhs += (1.5 * E_new - 0.5 * self.E_old) if self.have_old else E_new
+        else:
+            rhs = self._apply("M", p / self.dt) + E_new
         sol = self._solve(solver, rhs, where)
         self.p_old, self.E_old = self.p, E_new
         self.E_old_version = self.ref_version
@@ -234,14 +263,19 @@ class SiteGroup:
     def point_weights(self, j: int) -> np.ndarray:
         return self.quad.weights(self.p[j])
 
-    def mean_F(self, j: int, vbar: np.ndarray) -> np.ndarray:
-        """This rank's part of integral F(vbar + y) p_j dy, shape (2,)."""
+    def mean_F(self, vbar: np.ndarray) -> np.ndarray:
+        """This rank's part of integral F(vbar_j + y) p_j dy for every site, shape (sites, 2)."""
+        if self.fast is not None:
+            return self.fast.mean_F(self.p, vbar)
         from dolfinx import fem
 
         f = self.forms
-        f.vbar_s.value[:] = vbar
-        f.p_work.x.array[:] = self.p[j]
-        return np.array([fem.assemble_scalar(f.mean_F[a]) for a in range(2)])
+        out = np.empty((len(self.p), 2))
+        for j in range(len(self.p)):
+            f.vbar_s.value[:] = vbar[j]
+            f.p_work.x.array[:] = self.p[j]
+            out[j] = [fem.assemble_scalar(f.mean_F[a]) for a in range(2)]
+        return out
 
     def min_density(self) -> np.ndarray:
         n = self.n_local

@@ -86,10 +86,9 @@ class KineticStepper:
         """Moments, <F(vbar + .)>, boundary-layer mass of every site (collective)."""
         g, q = self.group, self.group.quad
         local = np.zeros((self.B, _NMOM + 3))
-        for j, site in enumerate(g.sites):
-            local[site, :_NMOM] = q.moments(g.p[j])
-            local[site, _NMOM:_NMOM + 2] = g.mean_F(j, self.vbar[site])
-            local[site, _NMOM + 2] = self.layer @ g.p[j]
+        local[g.sites, :_NMOM] = g.p @ q.C.T
+        local[g.sites, _NMOM:_NMOM + 2] = g.mean_F(self.vbar[g.sites])
+        local[g.sites, _NMOM + 2] = g.p @ self.layer
         total = self._sum(local)
         self.moments = total[:, :_NMOM]
         self.mF = total[:, _NMOM:_NMOM + 2] / self.moments[:, :1]
