@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 NP     ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test test-fast test-mpi bench bench-brian clean
+.PHONY: install demo test test-slow test-mpi bench bench-brian clean
 
 install: $(STAMP)
 
@@ -27,9 +27,10 @@ test-slow: install
 test-mpi: install
 	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -m mpi -q -p no:cacheprovider
 
+# BENCH_ARGS=--quick: a smoke run of both benchmarks (what .ci/run does)
 bench: install
-	$(PY) benchmarks/particles.py
-	$(PY) benchmarks/kinetic.py
+	$(PY) benchmarks/particles.py $(BENCH_ARGS)
+	$(PY) benchmarks/kinetic.py $(BENCH_ARGS)
 
 # Brian2 fails with numpy >= 2.4: it gets its own venv; benchmarks/particles.py runs its
 # Brian2 part there and prints it side by side with fpsolver and the numpy loop.
