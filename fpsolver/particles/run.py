@@ -27,7 +27,7 @@ from fpsolver.particles import records
 from fpsolver.particles.coupling import make_lowrank
 from fpsolver.particles.noise import NormalStream
 from fpsolver.particles.positions import initial_means, make_layout
-from fpsolver.particles.steppers import NumbaStepper, NumpyStepper
+from fpsolver.particles.steppers import NumbaStepper, NumpyStepper, block_size
 from fpsolver.runtime.health import NumericalError
 from fpsolver.scenario import Scenario
 
@@ -70,8 +70,8 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
         backend: ``auto`` (numba for built-in families), ``numba`` or ``numpy``.
         implicit: linearly implicit stiff term (default) or plain explicit
             Euler-Maruyama (for comparison; needs dt sqrt(n) |eig(DPhi)| < ~1).
-        threads: threads for the normal generator (default: numba's thread count);
-            results do not depend on it.
+        threads: numba threads for the time loop (default: numba's current count; one
+            thread below 65536 pairs); results do not depend on it.
 
     Returns:
         A :class:`~fpsolver.output.RunResult` (``kind="particles"``): ``vbar``/``cov`` per
@@ -113,12 +113,11 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
     for r, ts in enumerate(t_snap):
         snap_at.setdefault(int(round(ts / dt)), []).append(r)
 
-    threads = threads or numba.get_num_threads()
-    noise = NormalStream(n, sc.seed, threads)
+    noise = NormalStream(n, sc.seed, block_size(n, lowrank.rank))
     K0 = np.array(sc.initial.cov)
     v0 = initial_means(model, layout) + noise.draw() @ np.linalg.cholesky(K0).T
     Stepper = NumbaStepper if use_numba else NumpyStepper
-    stepper = Stepper(model, layout, lowrank, v0, dt, implicit)
+    stepper = Stepper(model, layout, lowrank, noise, v0, dt, implicit)
 
     B = model.n_sites
     count = np.bincount(layout.bins, minlength=B)
@@ -149,19 +148,19 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
     bar = _bar(progress, steps)
     loop_start = time.perf_counter()
     numba_threads = numba.get_num_threads()
-    if n < _PARALLEL_MIN:  # a parallel launch costs more than the work (results unchanged)
-        numba.set_num_threads(1)
+    # below _PARALLEL_MIN a parallel launch costs more than the work (results unchanged)
+    threads = 1 if n < _PARALLEL_MIN else threads or numba_threads
+    numba.set_num_threads(threads)
     try:
         look(0)
         for k in range(steps):
-            stepper.step(noise.draw())
+            stepper.step()
             _check(stepper, k, dt, n)
             look(k + 1)
             if bar is not None:
                 bar.update(1)
     finally:
         numba.set_num_threads(numba_threads)
-        noise.close()
         if bar is not None:
             bar.close()
     loop_time = time.perf_counter() - loop_start

@@ -3,14 +3,15 @@
 Both follow :mod:`fpsolver.particles.coupling`: a pass over the pairs computes the
 explicit increment e1 = dt F(v) + S(v) sqrt(dt) xi and the feature sums of G, G' and
 G' e1; a (2 rank)-sized linear solve gives the shift coefficients Y; the state moves by
-v += e1 + Phi(x_j) . Y. The update is applied lazily, fused into the next pass
-(:meth:`state` applies it when the state is looked at).
+v += e1 + Phi(x_j) . Y. The steppers store w = v + e1 and keep Y: the shift is applied
+at the start of the next pass (or by :meth:`state` when the state is looked at).
 
-- :class:`NumbaStepper`: the built-in families compiled in (:mod:`.kernels`), parallel
-  over fixed blocks of pairs (deterministic sums).
+- :class:`NumbaStepper`: the built-in families compiled in (:mod:`.kernels`), one
+  parallel pass per step over fixed blocks of pairs (deterministic sums), normals drawn
+  inside it.
 - :class:`NumpyStepper`: any :class:`~fpsolver.model.Model` (user callables for F, S, G),
-  plain numpy, same maths and the same normals: with built-in families both agree to
-  round-off.
+  plain numpy, same maths and the same normals (:meth:`.noise.NormalStream.draw`): with
+  built-in families both agree to round-off.
 """
 
 from __future__ import annotations
@@ -20,13 +21,25 @@ import numpy as np
 from fpsolver.model import Model
 from fpsolver.particles import kernels
 from fpsolver.particles.coupling import LowRank
+from fpsolver.particles.noise import NormalStream
 from fpsolver.particles.positions import Layout
 from fpsolver.scenario import PAIRS
 
-__all__ = ["NumbaStepper", "NumpyStepper", "BLOCK", "kernel_params"]
+__all__ = ["NumbaStepper", "NumpyStepper", "BLOCK", "block_size", "kernel_params"]
 
-BLOCK = 8192  # pairs per summation block (fixed: sums do not depend on threads)
+BLOCK = 8192  # target pairs per block (summation and generator blocks)
 _FAMILIES = {"linear": 0, "double_well": 1, "cubic": 2}
+
+
+def block_size(n: int, rank: int) -> int:
+    """Pairs per block: about ``BLOCK``, with a multiple of 8 blocks so that 1, 2, 4 or 8
+    threads get equal shares; at most 64 blocks when rank > 16 (the partial sums, blocks x
+    rank, stay cheap to zero and add). Depends on n and rank only, never on the threads:
+    the blocks fix both the summation order and which generator draws which normal."""
+    blocks = 8 * -(-n // (8 * BLOCK))
+    if rank > 16:
+        blocks = min(blocks, 64)
+    return -(-n // blocks)
 
 
 def kernel_params(model: Model, dt: float) -> np.ndarray:
@@ -40,25 +53,22 @@ def kernel_params(model: Model, dt: float) -> np.ndarray:
 
 
 class _Base:
-    def __init__(self, model: Model, layout: Layout, lowrank: LowRank, v0: np.ndarray,
-                 dt: float, implicit: bool):
-        self.model, self.layout, self.lowrank = model, layout, lowrank
+    def __init__(self, model: Model, layout: Layout, lowrank: LowRank, noise: NormalStream,
+                 v0: np.ndarray, dt: float, implicit: bool):
+        self.model, self.layout, self.lowrank, self.noise = model, layout, lowrank, noise
         self.n = len(v0)
-        self.v = np.ascontiguousarray(v0, dtype=float)
-        self.e1 = np.zeros_like(self.v)
-        self.Y = np.zeros((2, lowrank.rank))
-        self.pending = False
+        self.w = np.array(v0, dtype=float, order="C")  # v + e1 before the shift
+        self.Y = np.zeros((2, lowrank.rank))  # shift of the last step, still to apply
         self.dt = dt
         self.h = dt * np.sqrt(self.n)
         self.implicit = implicit
         self.vsum = np.zeros(2)  # sum of v at the start of the last step (health check)
 
     def state(self) -> np.ndarray:
-        """The current state (n, 2), with the last update applied."""
-        if self.pending:
-            self._apply()
-            self.pending = False
-        return self.v
+        """The current state (n, 2): applies the pending shift to w in place."""
+        self._apply()
+        self.Y[:] = 0.0
+        return self.w
 
 
 class NumbaStepper(_Base):
@@ -71,20 +81,16 @@ class NumbaStepper(_Base):
         self.fam = _FAMILIES[sc.dynamics.family]
         self.tanh = sc.gains.family == "tanh"
         self.C = np.array([[sc.gains.ee, sc.gains.ei], [sc.gains.ie, sc.gains.ii]])
-        R = self.lowrank.rank
-        if self.layout.cosine:
-            self.block = BLOCK
-            self.partial = np.zeros(((self.n + BLOCK - 1) // BLOCK, kernels.COS_STATS))
-        else:  # many bins: at most 64 blocks so that zeroing the partial sums stays cheap
-            self.block = BLOCK if R <= 16 else max(BLOCK, -(-self.n // 64))
-            self.partial = np.zeros(((self.n + self.block - 1) // self.block,
-                                     kernels.BIN_STATS, R))
+        self.block = self.noise.block
+        blocks = len(self.noise.state)
+        self.partial = (np.zeros((blocks, kernels.COS_STATS)) if self.layout.cosine
+                        else np.zeros((blocks, kernels.BIN_STATS, self.lowrank.rank)))
 
-    def step(self, noise: np.ndarray) -> None:
-        n, C, lay = self.n, self.C, self.layout
+    def step(self) -> None:
+        n, C, lay, rng = self.n, self.C, self.layout, self.noise.state
         if lay.cosine:
-            kernels.cosine_pass(self.v, self.e1, noise, lay.cs, self.Y, self.pending, self.p,
-                                self.fam, self.tanh, self.block, self.partial)
+            kernels.cosine_pass(self.w, lay.cs, self.Y, rng, self.p, self.fam, self.tanh,
+                                self.block, self.partial)
             s = self.partial.sum(axis=0) / n
             per_b = s[:24].reshape(2, 12)
             g, u = per_b[:, 0:3], per_b[:, 3:6]
@@ -94,22 +100,21 @@ class NumbaStepper(_Base):
             T = C[:, :, None, None] * Tb[None]
             self.vsum = s[24:26] * n
         else:
-            kernels.bins_pass(self.v, self.e1, noise, lay.bins, self.Y, self.pending, self.p,
-                              self.fam, self.tanh, self.block, self.partial)
+            kernels.bins_pass(self.w, lay.bins, self.Y, rng, self.p, self.fam, self.tanh,
+                              self.block, self.partial)
             s = self.partial.sum(axis=0) / n  # (BIN_STATS, R)
             g, u = s[0:2], s[4:6]
             T = C[:, :, None] * s[None, 2:4]
             self.vsum = s[6:8].sum(axis=1) * n
-        self.pending = True
         self.Y = self.lowrank.solve(C[:, :, None] * g[None], C[:, :, None] * u[None], T,
                                     self.h, self.implicit)
 
     def _apply(self) -> None:
         lay = self.layout
         if lay.cosine:
-            kernels.apply_cosine(self.v, self.e1, lay.cs, self.Y, BLOCK)
+            kernels.apply_cosine(self.w, lay.cs, self.Y, self.block)
         else:
-            kernels.apply_bins(self.v, self.e1, lay.bins, self.Y, BLOCK)
+            kernels.apply_bins(self.w, lay.bins, self.Y, self.block)
 
 
 class NumpyStepper(_Base):
@@ -127,7 +132,7 @@ class NumpyStepper(_Base):
         return self.Y.T[self.layout.bins]
 
     def _apply(self) -> None:
-        self.v += self.e1 + self._shift()
+        self.w += self._shift()
 
     def _sums(self, w: np.ndarray) -> np.ndarray:
         """(1/n) sum_k Psi_q(x_k) w_k, shape (rank,)."""
@@ -135,16 +140,18 @@ class NumpyStepper(_Base):
             return w @ self.psi / self.n
         return np.bincount(self.layout.bins, w, self.lowrank.rank) / self.n
 
-    def step(self, noise: np.ndarray) -> None:
+    def step(self) -> None:
         m = self.model
+        xi = self.noise.draw()
         v = self.state()
         ve, vi = v[:, 0], v[:, 1]
         self.vsum = v.sum(axis=0)
         Fe, Fi = m.F(ve, vi, np)
         Se, Si = m.S_diag(ve, vi, np)
         sq = np.sqrt(self.dt)
-        self.e1 = np.column_stack([self.dt * Fe + Se * sq * noise[:, 0],
-                                   self.dt * Fi + Si * sq * noise[:, 1]])
+        e1 = np.column_stack([self.dt * Fe + Se * sq * xi[:, 0],
+                              self.dt * Fi + Si * sq * xi[:, 1]])
+        self.w = v + e1
         R = self.lowrank.rank
         g = np.empty((2, 2, R))
         u = np.empty((2, 2, R))
@@ -154,10 +161,9 @@ class NumpyStepper(_Base):
             vb = v[:, b]
             gp = np.broadcast_to(m.G_prime[ab](vb, np), vb.shape)
             g[a, b] = self._sums(np.broadcast_to(m.G[ab](vb, np), vb.shape))
-            u[a, b] = self._sums(gp * self.e1[:, b])
+            u[a, b] = self._sums(gp * e1[:, b])
             if self.layout.cosine:
                 T[a, b] = (self.psi * gp[:, None]).T @ self.psi / self.n
             else:
                 T[a, b] = self._sums(gp)
-        self.pending = True
         self.Y = self.lowrank.solve(g, u, T, self.h, self.implicit)
