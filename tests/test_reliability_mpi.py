@@ -113,7 +113,8 @@ def test_resume_on_another_rank_count_is_refused(tmp_path):
 # -- the kinetic solver: SIGTERM at a random step, resume, same final fields ---------------
 
 KINETIC = ["kinetic", "linear", "--set", "kinetic.cells=16", "--set", "kinetic.degree=1",
-           "--set", "kinetic.dt=0.01", "--set", "t_end=0.5", "--quiet"]  # 50 steps of dt = 0.01
+           "--set", "kinetic.dt=0.01", "--set", "t_end=0.5", "--quiet",
+           "--set", "record.snapshots=[0.0, 0.25, 0.5]"]  # 50 steps of dt = 0.01
 
 
 def _final(directory: Path, ranks: int) -> list[dict]:
@@ -145,7 +146,9 @@ def test_kinetic_sigterm_then_resume_matches_uninterrupted_run(tmp_path, ranks):
     from fpsolver.output import read_observables
 
     ref_ds, cut_ds = read_observables(tmp_path / "out_ref"), read_observables(tmp_path / "out_cut")
-    for name in ("vbar", "cov", "mass"):  # the whole recorded history, not only the end
+    # the whole recorded history, not only the end, and the marginals of every snapshot
+    assert ref_ds["marginal_e"].shape[0] == 3
+    for name in ("vbar", "cov", "mass", "marginal_e", "marginal_i"):
         a, b = ref_ds[name].values, cut_ds[name].values
         assert a.shape == b.shape and np.abs(a - b).max() <= 1e-12 * np.abs(a).max(), name
     for ref, resumed in zip(_final(tmp_path / "ref", ranks), _final(tmp_path / "cut", ranks)):
@@ -237,3 +240,19 @@ def test_kinetic_resume_extends_a_finished_run_but_never_shortens_it(tmp_path):
     assert rc == 0, err
     assert "t = 0.7:" in out
     assert json.loads((tmp_path / "ck" / "manifest.json").read_text())["step"] == 70
+
+
+def test_kinetic_resume_keeps_the_earlier_density_snapshots(tmp_path):
+    """VTX files written before the interruption stay; the resumed run writes new ones."""
+    program = PROGRAMS / "kinetic_sigterm.py"
+    args = [program, *KINETIC, "--out", "out", "--snapshots"]
+    rc, out, err = _run(1, args, timeout=300, cwd=tmp_path,
+                        env={"FPSOLVER_TEST_SIGTERM_STEP": "30"})
+    assert rc == 3, err
+    before = tmp_path / "out" / "snapshots" / "site_0000.bp"
+    assert before.is_dir()
+    files_before = {p: p.stat().st_size for p in before.rglob("*") if p.is_file()}
+    rc, out, err = _run(1, [*args, "--resume", "out/checkpoint"], timeout=300, cwd=tmp_path)
+    assert rc == 0, err
+    assert {p: p.stat().st_size for p in before.rglob("*") if p.is_file()} == files_before
+    assert (tmp_path / "out" / "snapshots" / "site_0000-from-step-31.bp").is_dir()

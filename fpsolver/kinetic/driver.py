@@ -35,10 +35,10 @@ def _progress(progress, comm):
 
 
 # -- checkpoint hooks (fpsolver.runtime.RunControl) -------------------------------------
-def _state(stepper, rec) -> dict:
-    """Everything that continues the run exactly: the stepper and the records so far
-    (lists: RunControl stacks them only when it writes)."""
-    return {**stepper.state(), **{f"rec_{k}": v for k, v in rec.items()}}
+def _state(stepper, rec, writer) -> dict:
+    """Everything that continues the run exactly: the stepper, the records and the
+    snapshot marginals so far (lists: RunControl stacks them only when it writes)."""
+    return {**stepper.state(), **{f"rec_{k}": v for k, v in rec.items()}, **writer.state()}
 
 
 def _fields(stepper) -> dict:
@@ -48,7 +48,7 @@ def _fields(stepper) -> dict:
             **{(int(site), "density"): g.p[j] for j, site in enumerate(g.sites)}}
 
 
-def _resume(control, stepper, rec, steps: int) -> int:
+def _resume(control, stepper, rec, writer, steps: int) -> int:
     """Restore the checkpoint of ``control`` if any; the first step still to run."""
     control.layout = {"sites": [int(s) for s in stepper.group.sites],
                       "dofs": int(stepper.group.p.shape[1])}
@@ -60,9 +60,11 @@ def _resume(control, stepper, rec, steps: int) -> int:
         raise ScenarioError("t_end", f"the checkpoint is at t = {saved.time:g} (step "
                             f"{saved.step}), past t_end = {steps * stepper.dt:g}",
                             "resume with a t_end at least as large as the original run's")
-    stepper.restore({k: v for k, v in saved.arrays.items() if not k.startswith("rec_")})
+    stepper.restore({k: v for k, v in saved.arrays.items()
+                     if not k.startswith(("rec_", "snap_"))})
     for k in rec:
         rec[k] = list(saved.arrays[f"rec_{k}"])
+    writer.restore(saved.arrays, stepper.step_index + 1)
     return stepper.step_index + 1
 
 
@@ -108,7 +110,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
     rec = {k: [] for k in names}
     warned = False
     report = _progress(progress, comm)
-    first = _resume(control, stepper, rec, steps) if control is not None else 0
+    first = _resume(control, stepper, rec, writer, steps) if control is not None else 0
     loop_start = time.perf_counter()
     for n in range(first, steps + 1):
         if n:
@@ -139,10 +141,10 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
                     "raise kinetic.half_width", worst, 100 * BOUNDARY_LAYER, n * dt,
                     int(stepper.layer_mass.argmax()), stepper.smesh.radius)
         if control is not None and n:
-            control.end_of_step(n, stepper.t, lambda: _state(stepper, rec),
+            control.end_of_step(n, stepper.t, lambda: _state(stepper, rec, writer),
                                 fields=_fields(stepper), masses={"density": stepper.mass})
     if control is not None:
-        control.finish(steps, stepper.t, lambda: _state(stepper, rec))
+        control.finish(steps, stepper.t, lambda: _state(stepper, rec, writer))
     loop = time.perf_counter() - loop_start
     writer.close()
     arr = {k: np.array(v) for k, v in rec.items()}

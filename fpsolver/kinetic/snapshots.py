@@ -4,7 +4,9 @@ At each snapshot step the marginals of y_e and y_i of every site are binned on a
 fixed grid (``marginal_e(snapshot, site, grid_e)``, density units, so they compare
 directly with particle histograms on the same bins). If a directory is given, the
 densities of up to :data:`MAX_VTX_SITES` evenly chosen sites are also written with
-:class:`dolfinx.io.VTXWriter` (``site_XXXX.bp``, one time step per snapshot).
+:class:`dolfinx.io.VTXWriter` (``site_XXXX.bp``, one time step per snapshot). The
+marginals so far travel in checkpoints; a resumed run writes its VTX snapshots to
+``site_XXXX-from-step-N.bp`` and leaves the earlier files as they are.
 """
 
 from __future__ import annotations
@@ -31,27 +33,48 @@ class SnapshotWriter:
         r = stepper.smesh.radius
         self.edges = [marginal_edges(r), marginal_edges(r)]
         self.times, self.marg = [], [[], []]
-        self.writers = {}
-        if directory is not None and self.steps:
-            import dolfinx_solver  # noqa: F401
-            from dolfinx import fem
-            from dolfinx.io import VTXWriter
+        self.directory = Path(directory) if directory is not None and self.steps else None
+        self.suffix = ""
+        self.writers = None  # opened at the first write
 
-            directory = Path(directory)
-            if stepper.comm.rank == 0:
-                directory.mkdir(parents=True, exist_ok=True)
-            stepper.comm.Barrier()
-            B = stepper.B
-            chosen = set(np.unique(np.linspace(0, B - 1, min(B, MAX_VTX_SITES)).round()
-                                   .astype(int)).tolist())
-            g = stepper.group
-            for j, site in enumerate(g.sites):
-                if site in chosen:
-                    f = fem.Function(g.V, name="density")
-                    self.writers[j] = (f, VTXWriter(g.comm, directory / f"site_{site:04d}.bp",
-                                                    [f], engine="BP4"))
+    def _open(self) -> dict:
+        """VTX writers of the chosen sites of this rank's group, by local index."""
+        if self.directory is None:
+            return {}
+        import dolfinx_solver  # noqa: F401
+        from dolfinx import fem
+        from dolfinx.io import VTXWriter
+
+        stepper = self.stepper
+        if stepper.comm.rank == 0:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        stepper.comm.Barrier()
+        B = stepper.B
+        chosen = set(np.unique(np.linspace(0, B - 1, min(B, MAX_VTX_SITES)).round()
+                               .astype(int)).tolist())
+        g = stepper.group
+        writers = {}
+        for j, site in enumerate(g.sites):
+            if site in chosen:
+                f = fem.Function(g.V, name="density")
+                path = self.directory / f"site_{site:04d}{self.suffix}.bp"
+                writers[j] = (f, VTXWriter(g.comm, path, [f], engine="BP4"))
+        return writers
+
+    def state(self) -> dict:
+        """The marginals so far (lists, for a checkpoint)."""
+        return {"snap_t": self.times, "snap_marginal_e": self.marg[0],
+                "snap_marginal_i": self.marg[1]}
+
+    def restore(self, arrays: dict, first_step: int) -> None:
+        """Continue from :meth:`state`; VTX files of this run get a new name."""
+        self.times = list(arrays["snap_t"])
+        self.marg = [list(arrays["snap_marginal_e"]), list(arrays["snap_marginal_i"])]
+        self.suffix = f"-from-step-{first_step}"
 
     def write(self, t: float) -> None:
+        if self.writers is None:
+            self.writers = self._open()
         me, mi = self.stepper.marginals(self.edges)
         self.times.append(t)
         self.marg[0].append(me)
@@ -61,7 +84,7 @@ class SnapshotWriter:
             w.write(t)
 
     def close(self) -> None:
-        for _, w in self.writers.values():
+        for _, w in (self.writers or {}).values():
             w.close()
 
     def extras(self) -> dict:
