@@ -3,9 +3,11 @@
 - `tanh`/`linear`: the exact Gaussian limit (MODEL §3): K(t), vbar(t) to 1e-5 and the
   density L1 error at t = 5 below 1e-4.
 - `bistable`, `ring-bump`: moments against the particle reference
-  (`tests/data/particle_reference.json`, see benchmarks/make_particle_reference.py).
+  (`tests/data/particle_reference.json`, see benchmarks/make_particle_reference.py),
+  and for `bistable` the marginal distributions against the n = 10^6 particle histograms.
 """
 
+import functools
 import json
 from pathlib import Path
 
@@ -13,8 +15,8 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from fpsolver.gaussian import gaussian_expectations, lyapunov_covariance, run_gaussian  # noqa
-from fpsolver.kinetic import KineticStepper, run_kinetic
+from fpsolver.gaussian import lyapunov_covariance, run_gaussian
+from fpsolver.kinetic import KineticStepper
 from fpsolver.model import build_model
 from fpsolver.scenario import load_scenario
 
@@ -67,29 +69,39 @@ def test_gaussian_limit_default(name):
 
 
 def _reference(name):
-    if not REFERENCE.exists():
-        pytest.skip(f"{REFERENCE} not written yet (benchmarks/make_particle_reference.py)")
     data = json.loads(REFERENCE.read_text())["scenarios"][name]
     return data, data["runs"][-1]
 
 
-def _index(t_rec, times):
-    return [int(np.argmin(np.abs(t_rec - t))) for t in times]
+@functools.cache
+def _fe_run(name: str, overrides: tuple, times: tuple):
+    """Step the scenario's kinetic solver, keeping statistics at ``times``; the stepper."""
+    sc = load_scenario(name, list(overrides))
+    stepper = KineticStepper(build_model(sc), MPI.COMM_WORLD)
+    want = {int(round(t / sc.kinetic.dt)): t for t in times}
+    stats = {}
+    for n in range(max(want) + 1):
+        if n:
+            stepper.step()
+        if n in want:
+            st = stepper.statistics()
+            stats[want[n]] = dict(mean=stepper.vbar.copy(), cov=st["cov"], kurt=st["kurtosis"])
+    return sc, stepper, [stats[t] for t in times]
 
 
 @pytest.mark.parametrize("name", ["bistable", "ring-bump"])
 def test_against_particles(name):
     """Moments agree with particles within sampling error; Gaussian picture is off."""
     data, run = _reference(name)
-    sc = load_scenario(data["scenario"], data["overrides"])
-    res = run_kinetic(sc, comm=MPI.COMM_WORLD, progress=False)
-    idx = _index(res.t, data["times"])
+    _, _, stats = _fe_run(data["scenario"], tuple(data["overrides"]), tuple(data["times"]))
     sites = data["sites"]
-    mean = res.vbar[idx][:, sites]
-    var = np.stack([res.cov[idx][:, sites, 0, 0], res.cov[idx][:, sites, 1, 1]], -1)
-    kurt = res.extra["kurtosis"][1][idx][:, sites]
+    mean = np.array([s["mean"][sites] for s in stats])
+    var = np.array([np.stack([s["cov"][sites, 0, 0], s["cov"][sites, 1, 1]], -1)
+                    for s in stats])
+    kurt = np.array([s["kurt"][sites] for s in stats])
     # 5 standard errors of the particle estimate, plus the finite-n bias O(n^-1/2)
-    # of MODEL 2c (vbar shifts by DPhi^-1 lambda / sqrt(n)); FE errors are < 1e-4 here
+    # of MODEL 2c (vbar shifts by DPhi^-1 lambda / sqrt(n), |DPhi^-1 lambda| < 3 here);
+    # FE errors are < 1e-4 here
     n = run["n"]
     bias = 3.0 / np.sqrt(n)
     assert np.all(np.abs(mean - np.array(run["mean"])) < 5 * np.array(run["se_mean"]) + bias)
@@ -99,3 +111,32 @@ def test_against_particles(name):
     if name == "bistable":
         # the Gaussian picture (kurtosis 3) is off by far more than the sampling error
         assert np.abs(np.array(run["kurtosis"])[-1] - 3).max() > 10 * se_k[-1].max()
+
+
+def test_bistable_marginals_match_particle_histograms():
+    """Marginal distribution functions of y_e, y_i at t = 4: FE against n = 10^6 particles
+    (Kolmogorov-Smirnov distance), and the Gaussian of the same variance is clearly off."""
+    from scipy.stats import norm
+
+    ref = json.loads(REFERENCE.read_text())["marginals"]
+    data, _ = _reference("bistable")
+    sc, stepper, stats = _fe_run(data["scenario"], tuple(data["overrides"]),
+                                 tuple(data["times"]))
+    assert ref["time"] == data["times"][-1] and ref["n"] == 10**6
+    edges = np.linspace(-sc.kinetic.half_width, sc.kinetic.half_width, sc.kinetic.cells + 1)
+    assert np.allclose(edges, ref["edges"], atol=1e-5)
+    # the edges are the mesh's vertex lines, so binning the quadrature points is exact
+    fe = stepper.marginals([edges, edges])
+    N = ref["pairs"]
+    # KS: 99.9% quantile 1.95 / sqrt(N) for N i.i.d. samples (the pairs interact only
+    # through O(n^-1/2) mean-field terms), plus 1e-3 for the finite-n change of the
+    # variance (O(n^-1/2) relative, times a density <= 0.5)
+    tol = 1.95 / np.sqrt(N) + 1e-3
+    for b, name in enumerate("ei"):
+        cdf_fe = np.cumsum(fe[b][0] * np.diff(edges))
+        cdf_particles = np.cumsum(ref[f"counts_{name}"]) / N
+        ks = np.abs(cdf_fe - cdf_particles).max()
+        assert ks < tol, (name, ks, tol)
+        sd = np.sqrt(stats[-1]["cov"][0, b, b])
+        ks_gauss = np.abs(norm.cdf(edges[1:], scale=sd) - cdf_particles).max()
+        assert ks_gauss > 5 * tol, (name, ks_gauss, tol)
