@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job on the default scenario, with figures")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the demo scenario after its quick grid (repeatable)")
+    p.add_argument("--n", type=int, default=None, metavar="PAIRS",
+                   help="pairs of the particle run (default 100000)")
     return parser
 
 
@@ -200,9 +204,10 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from fpsolver.demo import run_demo
+    from fpsolver.demo import DEMO_OVERRIDES, DEMO_PARTICLES, run_demo
 
-    run_demo(args.out)
+    run_demo(args.out, overrides=DEMO_OVERRIDES + args.overrides,
+             n_particles=DEMO_PARTICLES if args.n is None else args.n)
     return 0
 
 

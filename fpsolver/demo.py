@@ -16,7 +16,6 @@ subfolder of ``out_dir``; the comparison figures go to ``out_dir/figures``.
 
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 
@@ -31,15 +30,6 @@ DEMO_SCENARIO = "bistable"
 # 9,400 dofs, h = 0.15 against well widths of 0.8-1.2), kinetic time step 0.02.
 DEMO_OVERRIDES = ["kinetic.cells=48", "kinetic.dt=0.02", "record.snapshots=[0.0, 1.0, 2.0, 4.0]"]
 DEMO_PARTICLES = 100_000
-
-
-def _solver(module: str, function: str):
-    """The solver function, or None with a printed note if it is not installed."""
-    try:
-        return getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError) as exc:
-        print(f"  note: {module}.{function} is not available ({exc}); skipping this run")
-        return None
 
 
 def run_demo(out_dir: str | Path = "out/demo", *, scenario: str = DEMO_SCENARIO,
@@ -58,10 +48,13 @@ def run_demo(out_dir: str | Path = "out/demo", *, scenario: str = DEMO_SCENARIO,
         ``{"runs": {solver: dir}, "figures": [paths], "times": {solver: seconds}}``.
     """
 
+    from fpsolver.kinetic import run_kinetic
+    from fpsolver.particles import run_particles
     from fpsolver.plotting import plot_run
 
     out = Path(out_dir)
     sc = load_scenario(scenario, DEMO_OVERRIDES if overrides is None else overrides)
+    sp = sc.replace(n=n_particles)  # checked before any run
     print(f"fpsolver demo: scenario '{sc.name}' -- {sc.description}")
     runs: dict[str, Path] = {}
     times: dict[str, float] = {}
@@ -74,17 +67,12 @@ def run_demo(out_dir: str | Path = "out/demo", *, scenario: str = DEMO_SCENARIO,
 
     print(f"[1/3] kinetic solver: P{sc.kinetic.degree}, {sc.kinetic.cells}^2 cells, "
           f"dt = {sc.kinetic.dt}, t_end = {sc.t_end}")
-    run_kinetic = _solver("fpsolver.kinetic", "run_kinetic")
-    if run_kinetic is not None:
-        start = time.perf_counter()
-        record("kinetic", sc, run_kinetic(sc, comm=comm, progress=False))
+    start = time.perf_counter()
+    record("kinetic", sc, run_kinetic(sc, comm=comm, progress=False))
 
-    sp = sc.replace(n=n_particles)
     print(f"[2/3] particle simulator: n = {sp.n} pairs, dt = {sp.dt}")
-    run_particles = _solver("fpsolver.particles", "run_particles")
-    if run_particles is not None:
-        start = time.perf_counter()
-        record("particles", sp, run_particles(sp, progress=False))
+    start = time.perf_counter()
+    record("particles", sp, run_particles(sp, progress=False))
 
     print("[3/3] Gaussian reduction")
     from fpsolver.gaussian import run_gaussian
@@ -95,10 +83,8 @@ def run_demo(out_dir: str | Path = "out/demo", *, scenario: str = DEMO_SCENARIO,
         print(f"  not applicable here: {exc}\n  (the density figure shows instead the "
               "Gaussian with the kinetic solver's own variance: the bimodality it misses)")
 
-    figures: list[Path] = []
-    if runs:
-        main, *others = runs.values()
-        figures = plot_run(main, compare=others, fig_dir=out / "figures")
-    print(f"results: {', '.join(str(p) for p in runs.values()) or 'none'}")
+    main, *others = runs.values()
+    figures = plot_run(main, compare=others, fig_dir=out / "figures")
+    print(f"results: {', '.join(str(p) for p in runs.values())}")
     print("figures:\n" + "\n".join(f"  {p}" for p in figures))
     return {"runs": runs, "figures": figures, "times": times}

@@ -55,3 +55,20 @@ def test_kinetic_writes_netcdf_after_dolfinx_ran(tmp_path):
                  "--set", "kinetic.degree=1", "--quiet", "--out", str(out)]) == 0
     ds = read_observables(out)
     assert ds.attrs["solver"] == "kinetic" and ds["vbar"].shape[1:] == (1, 2)
+
+
+def test_demo_runs_all_three_solvers_on_a_small_grid(tmp_path, capsys):
+    """`fpsolver demo` (what `make demo` runs; the full run is in .ci/run), shortened."""
+    from fpsolver.output import read_observables
+
+    assert main(["demo", "--out", str(tmp_path), "--set", "kinetic.cells=12",
+                 "--set", "t_end=0.2", "--set", "kinetic.dt=0.02", "--n", "4000"]) == 0
+    text = capsys.readouterr().out
+    assert "figures:" in text and "not applicable here" in text  # no Gaussian for bistable
+    kin = read_observables(tmp_path / "kinetic")
+    par = read_observables(tmp_path / "particles")
+    assert len(list((tmp_path / "figures").glob("*.png"))) >= 2
+    # both start from the same initial covariance (0.25 I): within sampling error of n=4000
+    var0 = par["cov"].values[0, 0, 0, 0]
+    assert abs(kin["cov"].values[0, 0, 0, 0] - 0.25) < 1e-3
+    assert abs(var0 - 0.25) < 5 * 0.25 * (2 / 4000) ** 0.5
