@@ -4,14 +4,11 @@ Random ``kinetic.*`` values (cells, degree, domain, half width, dt, scheme, PETS
 on a cheap mean-field scenario; a raw PETSc/DOLFINx/numpy exception is a failure.
 """
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fpsolver.errors import FpsolverError
 from fpsolver.scenario import load_scenario
-
-pytest.importorskip("dolfinx_solver")
 
 petsc_options = st.dictionaries(
     st.sampled_from(["ksp_type", "pc_type", "pc_factor_mat_solver_type", "ksp_rtol",
