@@ -23,15 +23,6 @@ def _demo(name):
     return importlib.import_module(name)
 
 
-def _need_solvers():
-    for module, func in (("fpsolver.particles", "run_particles"),
-                         ("fpsolver.kinetic", "run_kinetic")):
-        try:
-            getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError):
-            pytest.skip(f"{module}.{func} is not available yet")
-
-
 @pytest.mark.parametrize("name", ["demo_paper_figures", "demo_density_evolution",
                                   "demo_spatial"])
 def test_demo_is_a_literate_script_with_a_quick_mode(name):
@@ -55,12 +46,8 @@ def test_density_moments_of_a_gridded_gaussian_are_exact():
     np.testing.assert_allclose(cov, K, atol=1e-5)
 
 
-@pytest.mark.slow
-def test_paper_figures(tmp_path, monkeypatch):
-    _need_solvers()
-    monkeypatch.chdir(tmp_path)
-    data = _demo("demo_paper_figures").main(quick=True)
-    assert all(Path(p).stat().st_size > 10_000 for p in data["figures"])
+def _check_paper_figures(data, tmp_path):
+    assert all((tmp_path / p).stat().st_size > 10_000 for p in data["figures"])
     # Fig 5: the mode-1 spectral peak at the predicted sqrt(n) (docs/model.md §4)
     for n, d in data["ring"].items():
         assert abs(d["predicted"] - np.sqrt(n)) < 1e-6
@@ -85,11 +72,7 @@ def test_paper_figures(tmp_path, monkeypatch):
                                        rtol=0.02)
 
 
-@pytest.mark.slow
-def test_density_evolution(tmp_path, monkeypatch):
-    _need_solvers()
-    monkeypatch.chdir(tmp_path)
-    data = _demo("demo_density_evolution").main(quick=True)
+def _check_density_evolution(data, tmp_path):
     gif = tmp_path / "out_density_evolution" / "density.gif"
     from PIL import Image
     with Image.open(gif) as im:
@@ -107,7 +90,7 @@ def test_density_evolution(tmp_path, monkeypatch):
     assert np.trapezoid(y**4 * pe, y) / m2**2 - 3 < -0.3
 
 
-def _check_spatial(data):
+def _check_spatial(data, tmp_path):
     assert data["mass"].shape[1] == len(data["x"]) > 1
     np.testing.assert_allclose(data["mass"], 1, atol=5e-3)
     k, p = data["kinetic"], data["particles"]
@@ -118,30 +101,36 @@ def _check_spatial(data):
                                atol=0.05 + 0.2 * np.ptp(k["vbar"][-1]))
 
 
-@pytest.mark.slow
-def test_spatial(tmp_path, monkeypatch):
-    _need_solvers()
-    monkeypatch.chdir(tmp_path)
-    data = _demo("demo_spatial").main(quick=True)
-    _check_spatial(data)
+CHECKS = {"demo_paper_figures": _check_paper_figures,
+          "demo_density_evolution": _check_density_evolution,
+          "demo_spatial": _check_spatial}
 
 
-@pytest.mark.slow
-def test_spatial_under_mpirun(tmp_path):
-    _need_solvers()
+def _run_under_mpirun(name: str, tmp_path: Path) -> dict:
+    """``mpirun -n 2 python demos/<name>.py`` in quick mode; rank 0 pickles main()'s data."""
     mpirun = Path(sys.executable).parent / "mpirun"
-    if not mpirun.exists():
-        pytest.skip("no mpirun next to the interpreter")
-    script = ("import sys, pickle; sys.path.insert(0, %r); import demo_spatial as d; "
+    script = (f"import sys, pickle; sys.path.insert(0, {str(DEMOS)!r}); import {name} as d; "
               "r = d.main(quick=True); from mpi4py import MPI; "
-              "MPI.COMM_WORLD.rank == 0 and pickle.dump({k: r[k] for k in "
-              "('x', 'mass', 'kinetic', 'particles', 'input_e', 'ranks')}, "
-              "open('data.pkl', 'wb'))" % str(DEMOS))
+              "MPI.COMM_WORLD.rank == 0 and pickle.dump(r, open('data.pkl', 'wb'))")
     env = {**os.environ, "CI": "1"}
     proc = subprocess.run([str(mpirun), "-n", "2", sys.executable, "-c", script], cwd=tmp_path,
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import pickle
-    data = pickle.loads((tmp_path / "data.pkl").read_bytes())
-    assert data["ranks"] == 2
-    _check_spatial(data)
+    return pickle.loads((tmp_path / "data.pkl").read_bytes())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [1, 2])
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_demo_quick_run(name, ranks, tmp_path, monkeypatch):
+    """The quick run (what CI=1 selects), in-process or under mpirun -n 2, plots data that
+    passes the demo's checks."""
+    if ranks == 1:
+        monkeypatch.chdir(tmp_path)
+        data = _demo(name).main(quick=True)
+    else:
+        data = _run_under_mpirun(name, tmp_path)
+    CHECKS[name](data, tmp_path)
+    if name == "demo_spatial":
+        assert data["ranks"] == ranks
