@@ -57,6 +57,11 @@ def readme_commands() -> list[str]:
     return lines
 
 
+def readme_python_blocks() -> list[str]:
+    """The ```python blocks of README.md."""
+    return re.findall(r"^```python\n(.*?)^```$", (ROOT / "README.md").read_text(), re.M | re.S)
+
+
 def _shortened(words: list[str]) -> list[str]:
     cmd, name = words[1], words[2] if len(words) > 2 else ""
     return words + SHORT.get(cmd, []) + SHORT.get(f"{cmd} {name}", [])
@@ -117,6 +122,12 @@ def test_every_fpsolver_line_runs(tmp_path):
     assert (tmp_path / "out" / "bistable" / "observables.nc").exists()
     assert (tmp_path / "out" / "rb" / "summary.json").exists()
     assert (tmp_path / "scratch" / "torus" / "summary.json").exists()
+    # the Python examples, in the same folder (they open the outputs made above)
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 2
+    for code in blocks:
+        _run([sys.executable, "-c", "import matplotlib; matplotlib.use('Agg')\n" + code],
+             tmp_path)
 
 
 def test_readme_error_example_is_what_the_cli_prints(tmp_path):
