@@ -39,8 +39,10 @@ def ou_scenario(degree=2, cells=64, dt=0.01, scheme="bdf2", half_width=4.0, t_en
 
 
 def solve_ou(comm, degree=2, cells=64, dt=0.01, scheme="bdf2", t_end=2.0,
-             half_width=4.0) -> dict:
+             half_width=4.0, grading=0.0) -> dict:
     """Solve the OU problem; errors against the exact solution at ``t_end``.
+
+    ``grading``: sinh grading of the box (:func:`~fpsolver.kinetic.meshing.grade`).
 
     Returns:
         dict with ``l1`` (density L1 error), ``mean``/``cov`` (discrete) and
@@ -50,7 +52,7 @@ def solve_ou(comm, degree=2, cells=64, dt=0.01, scheme="bdf2", t_end=2.0,
     start = time.perf_counter()
     sc = ou_scenario(degree, cells, dt, scheme, half_width, t_end)
     model = build_model(sc)
-    smesh = state_mesh(comm, "box", half_width, cells)
+    smesh = state_mesh(comm, "box", half_width, cells, grading)
     group = SiteGroup(comm, np.array([0]), model, smesh, initial_mean=OU_M0)
     q = group.quad
     steps = int(round(t_end / dt))

@@ -65,20 +65,21 @@ class KineticStepper:
         return out
 
     def _weights(self) -> None:
-        """Point and marginal weights of every local site (after a density change)."""
+        """Marginal weights of every local site (after a density change): ``_mw[b]`` has
+        shape (local sites, distinct y_b values)."""
         g, q = self.group, self.group.quad
-        self._mw = [q.marginal_weights(g.p[j]) for j in range(len(g.sites))]
+        self._mw = [np.ascontiguousarray((P @ g.p.T).T) for P in q.P]
 
     def expect(self, vbar: np.ndarray):
         """(g, gp) of MODEL §2a for all sites: <G_ab(vbar_b + y_b)>, <G_ab'>."""
         g, q = self.group, self.group.quad
         local = np.zeros((2, 2, 2, self.B))
-        for j, site in enumerate(g.sites):
-            for idx, ab in enumerate(PAIRS):
-                a, b = divmod(idx, 2)
-                z = vbar[site, b] + q.axis_values[b]
-                local[0, a, b, site] = self.model.G[ab](z, np) @ self._mw[j][b]
-                local[1, a, b, site] = self.model.G_prime[ab](z, np) @ self._mw[j][b]
+        for idx, ab in enumerate(PAIRS):
+            a, b = divmod(idx, 2)
+            z = (vbar[g.sites, b][:, None] + q.axis_values[b][None, :]).ravel()
+            for kind, fun in enumerate((self.model.G[ab], self.model.G_prime[ab])):
+                vals = np.broadcast_to(fun(z, np), z.shape).reshape(self._mw[b].shape)
+                local[kind, a, b, g.sites] = (vals * self._mw[b]).sum(axis=1)
         total = self._sum(local) / self.mass[None, None, None, :]
         return total[0], total[1]
 
@@ -103,8 +104,7 @@ class KineticStepper:
 
     def _masses(self) -> np.ndarray:
         local = np.zeros(self.B)
-        for j, site in enumerate(self.group.sites):
-            local[site] = self._mw[j][0].sum()
+        local[self.group.sites] = self._mw[0].sum(axis=1)
         return self._sum(local)
 
     # -- consistent initialisation (MODEL §2d) ----------------------------------------
