@@ -11,7 +11,8 @@ with coefficients that are polynomials of vbar. The explicit IMEX term of
 
     E = sum_(g,mn) [f_g,mn(vbar) - f_g,mn(vbar_r) - delta_mn0 (mF_g - mF_r,g)] Adv_g,mn p
         - 1/2 sum_(g,mn) [d_g,mn(vbar) - d_g,mn(vbar_r)] Dif_g,mn p,
-    Adv_g,mn[i, j] = integral y^mn phi_j d_g phi_i,   Dif_g,mn[i, j] = integral d_g(y^mn phi_j) d_g phi_i,
+    Adv_g,mn[i, j] = integral y^mn phi_j d_g phi_i,
+    Dif_g,mn[i, j] = integral d_g(y^mn phi_j) d_g phi_i,
 
 over the monomials whose coefficient depends on vbar (the others cancel). They are
 assembled once with the forms' quadrature, so E agrees with the UFL form to round-off;
