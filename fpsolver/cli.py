@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override the demo scenario after its quick grid (repeatable)")
     p.add_argument("--n", type=int, default=None, metavar="PAIRS",
-                   help="pairs of the particle run (default 100000)")
+                   help="pairs of the particle run (default 1000000)")
     return parser
 
 

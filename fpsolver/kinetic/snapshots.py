@@ -2,7 +2,9 @@
 
 At each snapshot step the marginals of y_e and y_i of every site are binned on a
 fixed grid (``marginal_e(snapshot, site, grid_e)``, density units, so they compare
-directly with particle histograms on the same bins). If a directory is given, the
+directly with particle histograms on the same bins). On the box the bins are the
+mesh's own columns and rows, so binning the quadrature points is exact; on other
+meshes they are :data:`BINS` equal bins, exact up to the cells cut by a bin edge. If a directory is given, the
 densities of up to :data:`MAX_VTX_SITES` evenly chosen sites are also written with
 :class:`dolfinx.io.VTXWriter` (``site_XXXX.bp``, one time step per snapshot). The
 marginals so far travel in checkpoints; a resumed run writes its VTX snapshots to
@@ -21,8 +23,13 @@ MAX_VTX_SITES = 4
 BINS = 80
 
 
-def marginal_edges(radius: float, bins: int = BINS) -> np.ndarray:
-    return np.linspace(-radius, radius, bins + 1)
+def marginal_edges(smesh, kinetic) -> np.ndarray:
+    """Bin edges along either axis: the box's vertex lines, else BINS equal bins."""
+    if smesh.kind == "box":
+        from fpsolver.kinetic.meshing import grade
+
+        return grade(np.linspace(-1.0, 1.0, kinetic.cells + 1), smesh.radius, kinetic.grading)
+    return np.linspace(-smesh.radius, smesh.radius, BINS + 1)
 
 
 class SnapshotWriter:
@@ -30,8 +37,8 @@ class SnapshotWriter:
 
     def __init__(self, stepper, directory, steps):
         self.stepper, self.steps = stepper, list(steps)
-        r = stepper.smesh.radius
-        self.edges = [marginal_edges(r), marginal_edges(r)]
+        edges = marginal_edges(stepper.smesh, stepper.model.scenario.kinetic)
+        self.edges = [edges, edges]
         self.times, self.marg = [], [[], []]
         self.directory = Path(directory) if directory is not None and self.steps else None
         self.suffix = ""
@@ -94,6 +101,8 @@ class SnapshotWriter:
         for b, name in enumerate("ei"):
             centres = 0.5 * (self.edges[b][1:] + self.edges[b][:-1])
             out[f"grid_{name}"] = ((f"grid_{name}",), centres, {"long_name": f"y_{name} bins"})
+            out[f"edges_{name}"] = ((f"edge_{name}",), self.edges[b],
+                                    {"long_name": f"edges of the y_{name} bins"})
             out[f"marginal_{name}"] = (("snapshot", "site", f"grid_{name}"),
                                        np.array(self.marg[b]),
                                        {"long_name": f"marginal density of y_{name}"})
