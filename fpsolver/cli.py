@@ -100,12 +100,32 @@ def _print_final(label: str, result, suffix: str) -> None:
 
 def _cmd_particles(args) -> int:
     from fpsolver.particles import run_particles
+    from fpsolver.runtime import Interrupted
 
     scenario = load_scenario(args.scenario, args.overrides)
-    result = run_particles(scenario, progress=False if args.quiet else None)
+    try:
+        result = run_particles(scenario, progress=False if args.quiet else None)
+    except Interrupted as exc:
+        return _particles_interrupted(args, scenario, exc)
     _print_final(f"{scenario.name}: n = {scenario.n}", result, "")
     _write(args, scenario, result)
     return 0
+
+
+def _particles_interrupted(args, scenario, exc) -> int:
+    """Write the records an interrupted particle run reached (``exc.result``, if ``--out``),
+    say so on stderr; exit code 3."""
+    kept = f"the records up to t = {exc.result.t[-1]:.6g}"
+    if args.out is None:
+        saved = f"nothing written (no --out; {kept} are lost)"
+    else:
+        from fpsolver.output import write_outputs
+
+        paths = write_outputs(args.out, scenario, exc.result)
+        saved = f"wrote {kept} to {paths['summary']} and {paths['observables']}"
+    print(f"fpsolver: particle run interrupted by {exc.signal_name} at t = {exc.time:.6g} "
+          f"(step {exc.step}); {saved}", file=sys.stderr)
+    return 3
 
 
 def _cmd_gaussian(args) -> int:
@@ -219,7 +239,8 @@ _COMMANDS = {"particles": _cmd_particles, "gaussian": _cmd_gaussian,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 bad input or failed run, 3 interrupted
-    by SIGTERM/SIGINT after writing a checkpoint)."""
+    by SIGTERM/SIGINT after saving what it could: kinetic a checkpoint, particles the
+    records reached)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

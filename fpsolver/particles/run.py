@@ -9,6 +9,8 @@ by Itô Euler-Maruyama (F and S at the start of the step) with the stiff balance
 sqrt(n) I treated linearly implicitly (:mod:`.coupling`), so dt is not limited by
 sqrt(n). Time in units of tau, voltages dimensionless. Records the per-bin moments on the
 grid ``record_times(t_end, record.every)`` and state snapshots at ``record.snapshots``.
+SIGTERM/SIGINT stop the loop at the end of the current step and raise
+:class:`~fpsolver.runtime.Interrupted` carrying the records reached.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fpsolver.particles.noise import NormalStream
 from fpsolver.particles.positions import initial_means, make_layout
 from fpsolver.particles.steppers import NumbaStepper, NumpyStepper, block_size
 from fpsolver.runtime.health import NumericalError
+from fpsolver.runtime.signals import Interrupted, StopRequest
 from fpsolver.scenario import Scenario
 
 __all__ = ["run_particles", "uses_builtin_families"]
@@ -82,6 +85,12 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
     Raises:
         ScenarioError: unsupported combination (named field).
         NumericalError: the state became NaN/Inf or overflowed (step and time given).
+        Interrupted: SIGTERM or SIGINT arrived (caught while the time loop runs, in the
+            main thread): the loop stopped at the end of the current step, and
+            ``.result`` is the run so far -- the time axis cut to the records reached
+            (snapshots likewise), ``info["interrupted"]`` = ``"SIGTERM at t = ..."``. A
+            second signal of the same kind ends the run at once (Ctrl-C twice:
+            KeyboardInterrupt). There is no checkpoint: a particle run is redone.
     """
     import numba
 
@@ -151,19 +160,29 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
     # below _PARALLEL_MIN a parallel launch costs more than the work (results unchanged)
     threads = 1 if n < _PARALLEL_MIN else threads or numba_threads
     numba.set_num_threads(threads)
+    done = 0  # steps completed
     try:
-        look(0)
-        for k in range(steps):
-            stepper.step()
-            _check(stepper, k, dt, n)
-            look(k + 1)
-            if bar is not None:
-                bar.update(1)
+        with StopRequest() as stop:
+            look(0)
+            for k in range(steps):
+                stepper.step()
+                _check(stepper, k, dt, n)
+                look(k + 1)
+                done = k + 1
+                if bar is not None:
+                    bar.update(1)
+                if stop.requested():
+                    break
     finally:
         numba.set_num_threads(numba_threads)
         if bar is not None:
             bar.close()
     loop_time = time.perf_counter() - loop_start
+    # the records reached (all of them unless stopped early)
+    T = sum(1 for ts in t_rec if round(ts / dt) <= done)
+    S = sum(1 for ts in t_snap if round(ts / dt) <= done)
+    t_rec, vbar, cov, skew, kurt, four = (a[:T] for a in (t_rec, vbar, cov, skew, kurt, four))
+    t_snap, snaps = t_snap[:S], snaps[:S]
 
     extra = {
         "skewness": (("time", "site", "population"), skew,
@@ -185,14 +204,18 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
         extra["fourier1_im"] = (("time", "population"), four[:, 1],
                                 {"long_name": "(1/n) sum_j v_a^j sin x_j"})
     info = {"wall_time": time.perf_counter() - start, "loop_time": loop_time,
-            "steps": steps, "dt": dt, "n": n, "seed": sc.seed,
-            "neuron_steps_per_second": 2 * n * steps / loop_time,
+            "steps": done, "dt": dt, "n": n, "seed": sc.seed,
+            "neuron_steps_per_second": 2 * n * done / loop_time,
             "backend": "numba" if use_numba else "numpy",
             "scheme": "linearly-implicit" if implicit else "explicit",
             "kernel_features": lowrank.kind, "kernel_rank": lowrank.rank,
             "kernel_exact": layout.exact, "threads": threads}
-    return RunResult(kind="particles", t=t_rec, vbar=vbar, cov=cov, sites=model.sites,
-                     extra=extra, info=info)
+    result = RunResult(kind="particles", t=t_rec, vbar=vbar, cov=cov, sites=model.sites,
+                       extra=extra, info=info)
+    if done < steps:
+        info["interrupted"] = f"{stop.signal_name} at t = {done * dt:.6g}"
+        raise Interrupted(done, done * dt, None, stop.signal_name, result=result)
+    return result
 
 
 def _check(stepper, k: int, dt: float, n: int) -> None:
