@@ -21,6 +21,7 @@ from fpsolver.output import read_observables
 from fpsolver.particles import run as particles_run
 from fpsolver.particles import run_particles
 from fpsolver.runtime import Interrupted
+from processes import communicate_or_fail
 
 PROGRAM = Path(__file__).resolve().parent / "programs" / "particles_signal.py"
 ARGS = ["particles", "tanh", "--set", "n=200000", "--set", "t_end=50", "--quiet"]
@@ -33,13 +34,7 @@ def _start(cwd, args, **env):
 
 
 def _finish(proc, timeout=30):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"no exit within {timeout} s of the signal")
-    return proc.returncode, out, err
+    return communicate_or_fail(proc, timeout, "no exit after the signal")
 
 
 def _check_outputs(out, name, t_stop):

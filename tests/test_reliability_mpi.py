@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import communicate_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = Path(__file__).resolve().parent / "programs"
@@ -33,13 +34,7 @@ def _launch(ranks, args, **kwargs):
 
 def _run(ranks, args, timeout=30, env=None, cwd=None):
     proc = _launch(ranks, args, env={**os.environ, **(env or {})}, cwd=cwd)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"{args} hung for more than {timeout} s")
-    return proc.returncode, out, err
+    return communicate_or_fail(proc, timeout, f"{args} hung")
 
 
 @pytest.mark.parametrize("kind, message", [
@@ -123,6 +118,15 @@ def _final(directory: Path, ranks: int) -> list[dict]:
     return out
 
 
+def _assert_same_final(tmp_path: Path, ranks: int, step: int, names) -> None:
+    """The final checkpoints in ref/ and cut/ agree to 1e-12 relative, field by field."""
+    for ref, resumed in zip(_final(tmp_path / "ref", ranks), _final(tmp_path / "cut", ranks)):
+        assert int(ref["step_index"]) == int(resumed["step_index"]) == step
+        for name in names:
+            scale = np.abs(ref[name]).max()
+            assert np.abs(resumed[name] - ref[name]).max() <= 1e-12 * scale, name
+
+
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_kinetic_sigterm_then_resume_matches_uninterrupted_run(tmp_path, ranks):
     program = PROGRAMS / "kinetic_sigterm.py"
@@ -148,11 +152,8 @@ def test_kinetic_sigterm_then_resume_matches_uninterrupted_run(tmp_path, ranks):
     for name in ("vbar", "cov", "mass", "marginal_e", "marginal_i"):
         a, b = ref_ds[name].values, cut_ds[name].values
         assert a.shape == b.shape and np.abs(a - b).max() <= 1e-12 * np.abs(a).max(), name
-    for ref, resumed in zip(_final(tmp_path / "ref", ranks), _final(tmp_path / "cut", ranks)):
-        assert int(ref["step_index"]) == int(resumed["step_index"]) == 50
-        for name in ("group_p", "vbar", "rec_vbar", "rec_cov", "rec_mass"):
-            scale = np.abs(ref[name]).max()
-            assert np.abs(resumed[name] - ref[name]).max() <= 1e-12 * scale, name
+    _assert_same_final(tmp_path, ranks, 50, ("group_p", "vbar", "rec_vbar", "rec_cov",
+                                             "rec_mass"))
 
 
 def test_kinetic_resume_with_other_scenario_is_refused(tmp_path):
@@ -217,11 +218,7 @@ def test_kinetic_external_sigterm_to_mpirun_then_resume(tmp_path):
     assert "interrupted by SIGTERM after step" in err
     rc, out, err = _run(2, [*args, "--quiet", "--resume", "cut"], timeout=300, cwd=tmp_path)
     assert rc == 0, err
-    for ref, resumed in zip(_final(tmp_path / "ref", 2), _final(tmp_path / "cut", 2)):
-        assert int(ref["step_index"]) == int(resumed["step_index"]) == 500
-        for name in ("group_p", "vbar", "rec_vbar", "rec_cov"):
-            scale = np.abs(ref[name]).max()
-            assert np.abs(resumed[name] - ref[name]).max() <= 1e-12 * scale, name
+    _assert_same_final(tmp_path, 2, 500, ("group_p", "vbar", "rec_vbar", "rec_cov"))
 
 
 def test_kinetic_resume_extends_a_finished_run_but_never_shortens_it(tmp_path):

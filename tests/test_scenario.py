@@ -53,6 +53,16 @@ def test_load_by_path(tmp_path):
     ("initial.cov=[[1.0, 2.0], [2.0, 1.0]]", "initial.cov"),  # not positive definite
     ("kinetic.degree=3", "kinetic.degree"),
     ("kinetic.scheme='rk4'", "kinetic.scheme"),
+    # gaps found by the fuzz tests (tests/test_fuzz_scenario.py), closed
+    ("initial.cov=[[inf, 0.0], [0.0, inf]]", "initial.cov"),
+    ("dynamics.coupling=[[nan, 0.0], [0.0, 0.0]]", "dynamics.coupling"),
+    ("dynamics.center=[inf, 0.0]", "dynamics.center"),
+    ("record.snapshots=[-1.0]", "record.snapshots"),
+    ("seed=-1", "seed"),
+    ("kernel.ee=[nan]", "kernel.ee"),
+    ("kinetic.petsc_options={ksp_type = [1, 2]}", "kinetic.petsc_options.ksp_type"),
+    ("record.every=1e-300", "record.every"),
+    ("dt=1e-300", "dt"),
 ])
 def test_bad_input_names_the_field(override, field):
     with pytest.raises(ScenarioError) as info:
