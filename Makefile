@@ -33,7 +33,9 @@ bench: install
 	$(PY) benchmarks/kinetic.py $(BENCH_ARGS)
 
 # Brian2 fails with numpy >= 2.4: it gets its own venv; benchmarks/particles.py runs its
-# Brian2 part there and prints it side by side with fpsolver and the numpy loop.
+# Brian2 part there (each target in a temporary folder: its standalone C++ project is
+# built there and removed, nothing is left in the repository) and prints it side by side
+# with fpsolver and the numpy loop.
 bench-brian: install
 	@test -x .venv-brian/bin/python || $$(scripts/find-python.sh) -m venv .venv-brian
 	.venv-brian/bin/python -m pip install --quiet "numpy<2.4" brian2

@@ -34,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,12 +76,21 @@ def bench_numpy(n: int, t_end: float, dt: float, v0) -> dict:
 
 
 def bench_brian(target: str, n: int, t_end: float, dt: float, v0) -> dict:
-    """Brian2 on one code target: n pairs, a 1-neuron group summing tanh through Synapses."""
+    """Brian2 on one code target: n pairs, a 1-neuron group summing tanh through Synapses.
+
+    The ``cpp_standalone`` project is generated, built and run in a temporary folder,
+    removed afterwards (Brian2's default, ``output/`` in the working directory, would
+    litter the repository)."""
+    with tempfile.TemporaryDirectory(prefix="fpsolver-brian-") as project:
+        return _bench_brian(target, n, t_end, dt, v0, project)
+
+
+def _bench_brian(target: str, n: int, t_end: float, dt: float, v0, project: str) -> dict:
     import brian2 as b2
 
     threads = os.cpu_count() or 1
     if target == "cpp_standalone":
-        b2.set_device("cpp_standalone", build_on_run=False, directory=None)
+        b2.set_device("cpp_standalone", build_on_run=False, directory=project)
         b2.prefs.devices.cpp_standalone.openmp_threads = threads
     else:
         b2.prefs.codegen.target = target
@@ -108,7 +118,7 @@ def bench_brian(target: str, n: int, t_end: float, dt: float, v0) -> dict:
     build = time.perf_counter()
     if target == "cpp_standalone":
         net.run(t_end * b2.second)
-        b2.device.build(run=False)
+        b2.device.build(directory=project, run=False)
         build = time.perf_counter() - build
         b2.device.run()
         elapsed = b2.device._last_run_time  # the network's run, timed by the program
@@ -141,7 +151,8 @@ def run_brian(py: str, target: str, n: int, t_end: float, v0) -> dict | str:
     """One Brian2 target in a fresh process: its figures, or the reason it failed."""
     cmd = [py, __file__, "--brian", target, "--t-end", str(t_end), "--n", str(n),
            "--v0", *map(repr, v0)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="fpsolver-brian-cwd-") as cwd:  # no stray files
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     if done.returncode:
         return done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -15,9 +15,13 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(_cache / "numba"))
 
 from fpsolver.errors import (  # noqa: E402
     BalanceError,
+    CheckpointError,
     ConvergenceError,
     FpsolverError,
+    Interrupted,
     MeshError,
+    NumericalError,
+    RemoteError,
     ScenarioError,
 )
 from fpsolver.scenario import Scenario, load_scenario, scenario_names  # noqa: E402
@@ -26,9 +30,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BalanceError",
+    "CheckpointError",
     "ConvergenceError",
     "FpsolverError",
+    "Interrupted",
     "MeshError",
+    "NumericalError",
+    "RemoteError",
     "Scenario",
     "ScenarioError",
     "load_scenario",

@@ -13,7 +13,8 @@ On the ring with the cosine kernel and a homogeneous state, DPhi splits by Fouri
 mode 0 uses c_ab[0], modes +-1 use c_ab[1]/2, each times s_b <G_ab'>.
 
 Finite-n offset (MODEL §2c): Phi(vbar_n) ~= lambda / sqrt(n), so
-vbar_n ~= vbar + DPhi^{-1} lambda / sqrt(n), lambda = d vbar/dt - <F(vbar + y)>.
+vbar_n ~= vbar + DPhi^{-1} lambda / sqrt(n), lambda = d vbar/dt - <F(vbar + y)>
+(:mod:`fpsolver.finite_n`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fpsolver import finite_n
 from fpsolver.balance import BalanceConstraint
 from fpsolver.gaussian import gaussian_expectations, run_gaussian
 from fpsolver.model import SIGNS, Model, build_model
 from fpsolver.scenario import PAIRS, Scenario
 
-__all__ = ["StabilityReport", "analyse_stability", "fast_jacobian", "mode_matrices"]
+__all__ = ["StabilityReport", "analyse_stability", "mode_matrices"]
 
 _IMAG_TOL = 1e-8  # |Re| below this (relative to the spectral radius) counts as zero
 
@@ -91,12 +93,6 @@ def _fmt(z: complex) -> str:
     return f"{z.real:+.6f}{z.imag:+.6f}i"
 
 
-def fast_jacobian(constraint: BalanceConstraint, gp: np.ndarray) -> np.ndarray:
-    """DPhi restricted to the range U of the balanced input: U^T DPhi U."""
-    U = constraint.U
-    return U.T @ constraint.jacobian(gp) @ U
-
-
 def mode_matrices(model: Model, gp: np.ndarray) -> dict:
     """Fourier-mode blocks of DPhi on the cosine ring (homogeneous state): {0: M0, 1: M1}."""
     gbar = gp.mean(axis=2)  # site average of <G_ab'>
@@ -147,7 +143,7 @@ def analyse_stability(scenario: Scenario, *, time: float = 0.0,
                             "reduction (linear F, additive noise)",
                             "analyse t = 0, or run `fpsolver kinetic` and inspect its output")
     _, gp = gaussian_expectations(model, vbar, K)
-    Jr = fast_jacobian(constraint, gp)
+    Jr = constraint.reduced_jacobian(gp)  # DPhi on the range U of the balanced input
     eig = np.linalg.eigvals(Jr)
     eig = eig[np.lexsort((-eig.imag, -eig.real))]
     modes = {}
@@ -157,10 +153,9 @@ def analyse_stability(scenario: Scenario, *, time: float = 0.0,
             ev = np.linalg.eigvals(M)
             modes[k] = ev[np.argsort(-ev.imag)]
     verdict, freq = _verdict(eig, scenario.n)
-    if lam is not None and np.linalg.cond(Jr) < 1e13:  # singular DPhi: no offset (unstable)
-        U = constraint.U
-        delta = U @ np.linalg.solve(Jr, U.T @ lam.T.ravel()) / np.sqrt(scenario.n)
-        offset = delta.reshape(2, -1) @ model.sites.weights
+    delta = None if lam is None else finite_n.offset(constraint, gp, lam, scenario.n)
+    if delta is not None:  # None: singular DPhi, no offset (unstable)
+        offset = delta.T @ model.sites.weights
     return StabilityReport(time=float(time), vbar_mean=vbar.T @ model.sites.weights,
                            eigenvalues=eig, verdict=verdict, frequency=freq, offset=offset,
                            modes=modes, n=scenario.n)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from fpsolver import ScenarioError, load_scenario
+from fpsolver.gaussian import run_gaussian
 from fpsolver.model import build_model
 from fpsolver.output import read_observables, write_outputs
 from fpsolver.particles import noise, run_particles
@@ -153,29 +154,57 @@ def test_numpy_path_matches_numba(name, overrides):
 
 
 def test_user_callable_drift_uses_numpy_path():
-    # F = -v (tau = 1) written by the user equals the built-in linear family; same seed
-    # -> same normals, so the agreement is far better than the sampling error sqrt(K/n)
+    # F = -v (tau = 1) written by the user equals the built-in linear family: the numpy
+    # path evaluates the callable and gives the built-in result; same seed -> same
+    # normals, so the agreement is far better than the sampling error sqrt(K/n)
     sc = load_scenario("tanh", ["n=5000", "t_end=0.5"])
     model = build_model(sc, F=lambda ve, vi, xp=np: (-ve, -vi))
     a = run_particles(sc, model=model, progress=False)
     b = run_particles(sc, progress=False)
     assert a.info["backend"] == "numpy"
     assert np.allclose(a.vbar, b.vbar, atol=1e-10) and np.allclose(a.cov, b.cov, atol=1e-10)
-    with pytest.raises(ScenarioError, match="dynamics.family"):
+    with pytest.raises(ScenarioError, match="dynamics.family.*F is a user callable"):
         run_particles(sc, model=model, progress=False, backend="numba")
+    user_G = build_model(sc, G={"ee": (np.tanh, lambda z: 1 - np.tanh(z) ** 2)})
+    with pytest.raises(ScenarioError, match="gains.family.*G is a user callable"):
+        run_particles(sc, model=user_G, progress=False, backend="numba")
     # a different user drift (tau = 0.5) changes the answer: the callable is really used
     c = run_particles(sc, model=build_model(sc, F=lambda ve, vi, xp=np: (-2 * ve, -2 * vi)),
                       progress=False)
     assert abs(c.cov[-1, 0, 0, 0] - a.cov[-1, 0, 0, 0]) > 0.05
 
 
+def test_issue_12_user_drift_is_not_ignored():
+    # issue 12: the drift of a tau = 0.25 model given as a user callable on `tanh` was
+    # replaced by the scenario's own (tau = 1) on the numba path: K_ee(1) 0.571 vs 0.125.
+    # Every backend must now simulate the user's drift: K_ee(1) of the Gaussian limit with
+    # tau = 0.25, 0.125 + 0.875 exp(-8) = 0.12529, within 5 sampling errors K sqrt(2/n)
+    # plus the O(dt / tau) Euler-Maruyama bias of the variance (0.2%)
+    sc = load_scenario("tanh", ["t_end=1.0", "n=20000"])
+    fast = load_scenario("tanh", ["t_end=1.0", "populations.e.tau=0.25",
+                                  "populations.i.tau=0.25"])
+    model = build_model(sc, F=build_model(fast).F)
+    assert not model.builtin("F") and model.builtin("S", "G", "J")
+    exact = run_gaussian(fast).cov[-1, 0]
+    runs = {b: run_particles(sc, model=model, backend=b, progress=False)
+            for b in ("auto", "numpy")}
+    for r in runs.values():
+        assert r.info["backend"] == "numpy"
+        se = np.diagonal(exact) * np.sqrt(2 / sc.n)
+        assert np.all(np.abs(np.diagonal(r.cov[-1, 0]) - np.diagonal(exact))
+                      < 5 * se + 0.002 * np.diagonal(exact))
+    assert np.allclose(runs["auto"].cov, runs["numpy"].cov, rtol=0, atol=1e-12)
+
+
 def test_dense_kernel_path_matches_cosine_features():
-    # grid positions: the dense sites x sites kernel and the exact cosine features give
-    # the same network; same normals -> round-off agreement
+    # grid positions: the dense sites x sites kernel (the cosine kernel given as a user J)
+    # and the exact cosine features give the same network; same normals -> round-off
     sc = load_scenario("ring-bump", ["n=4096", "space.sites=16", "t_end=0.3"])
     a = run_particles(sc, progress=False)
-    model = build_model(sc)
-    model.kernel_modes = None
+    c = {ab: getattr(sc.kernel, ab) for ab in ("ee", "ei", "ie", "ii")}
+    model = build_model(sc, J=lambda a, b, x, y: c["ei"[a] + "ei"[b]][0]
+                        + c["ei"[a] + "ei"[b]][1] * np.cos(x[..., 0] - y[..., 0]))
+    assert model.kernel_modes is None and np.allclose(model.kernel, build_model(sc).kernel)
     b = run_particles(sc, model=model, progress=False)
     assert (a.info["kernel_features"], b.info["kernel_features"]) == ("cosine", "bins")
     assert np.allclose(a.vbar, b.vbar, atol=1e-10)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fpsolver import load_scenario
+from fpsolver import finite_n, load_scenario
 from fpsolver.balance import BalanceConstraint
 from fpsolver.gaussian import gaussian_expectations, run_gaussian
 from fpsolver.model import build_model
@@ -39,8 +39,7 @@ def test_tanh_follows_the_gaussian_limit():
         k = int(np.argmin(abs(gauss.t - t)))
         K = gauss.cov[k, 0]
         _, gp = gaussian_expectations(model, gauss.vbar[k], K)
-        lam = gauss.extra["lambda_"][1][k, 0]
-        offset = np.linalg.solve(constraint.jacobian(gp), lam) / np.sqrt(n)
+        offset = finite_n.offset(constraint, gp, gauss.extra["lambda_"][1][k], n)[0]
         se = np.sqrt(np.diag(K) / n) / np.sqrt(len(SEEDS))
         err = np.abs(vbar[k] - gauss.vbar[k, 0])
         assert np.all(err < 4 * se + np.abs(offset)), (t, err, se, offset)

@@ -108,9 +108,7 @@ class LowRank:
 def make_lowrank(model: Model, use_cosine: bool) -> LowRank:
     """The low-rank form of the model's input and kernel (cosine features if asked)."""
     if use_cosine:
-        sc = model.scenario
-        pops = (sc.populations.e, sc.populations.i)
-        A = np.array([[p.input, p.input_cos, 0.0] for p in pops])
+        A = np.column_stack([model.input_modes, np.zeros(2)])  # A_a = A_a0 + A_a1 cos x
         K = np.zeros((2, 2, 3, 3))
         for a in range(2):
             for b in range(2):

@@ -16,7 +16,7 @@ blocks of the generators) and the blocks are added in block order afterwards, so
 result does not depend on the number of threads or their scheduling (same seed ->
 bit-identical output).
 
-The families compiled in are the built-in ones of :mod:`fpsolver.model`:
+The families compiled in are the built-in ones of :mod:`fpsolver.families`:
 F in {linear, double_well, cubic} plus the linear e-i coupling, S diagonal or
 multiplicative (``S_aa = sigma_a sqrt(1 + kappa_a v_a^2)``), g in {linear, tanh}.
 Parameters travel in one float64 vector ``p`` (layout in :data:`PARAM_NAMES`).

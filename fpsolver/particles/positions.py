@@ -21,6 +21,7 @@ from fpsolver.balance import BalanceConstraint
 from fpsolver.errors import ScenarioError
 from fpsolver.gaussian import gaussian_expectations
 from fpsolver.model import Model
+from fpsolver.scenario import Scenario
 
 __all__ = ["Layout", "make_layout", "initial_means", "POSITION_STREAM"]
 
@@ -47,9 +48,8 @@ class Layout:
     exact: bool
 
 
-def make_layout(model: Model) -> Layout:
+def make_layout(model: Model, sc: Scenario) -> Layout:
     """Positions and bins of the scenario's ``n`` pairs on the model's sites."""
-    sc = model.scenario
     n, kind, how = sc.n, model.sites.kind, sc.space.positions
     B = model.n_sites
     if how == "grid" or kind == "point":
@@ -82,17 +82,18 @@ def make_layout(model: Model) -> Layout:
     if not exact:
         logger.warning("space.positions=%s with kernel %s: J(x_j, x_k) and A(x_j) are "
                        "evaluated at the nearest of %d sites (binning, error O(site spacing))",
-                       how, sc.kernel.family, B)
+                       how, model.family("J").name, B)
     return Layout(x=x, bins=bins, cs=cs, cosine=cosine, exact=exact)
 
 
-def initial_means(model: Model, layout: Layout) -> np.ndarray:
-    """vbar(x_j, 0) of every pair, shape (n, 2), from the balance constraint (MODEL §2d)."""
-    K0 = np.array(model.scenario.initial.cov)
+def initial_means(model: Model, layout: Layout, sc: Scenario) -> np.ndarray:
+    """vbar(x_j, 0) of every pair, shape (n, 2), from the balance constraint (MODEL §2d)
+    with the scenario's initial covariance."""
+    K0 = np.array(sc.initial.cov)
     constraint = BalanceConstraint(model)
     vbar0, _ = constraint.solve(lambda v: gaussian_expectations(model, v, K0),
                                 np.zeros((model.n_sites, 2)), where=" at t = 0 (particles)")
-    if model.sites.kind == "ring" and model.scenario.space.positions != "grid":
+    if model.sites.kind == "ring" and sc.space.positions != "grid":
         xs = model.sites.points[:, 0]
         period = 2 * np.pi
         return np.column_stack([np.interp(layout.x[:, 0], xs, vbar0[:, a], period=period)

@@ -21,8 +21,7 @@ import time
 
 import numpy as np
 
-from fpsolver.errors import ScenarioError
-from fpsolver.gaussian import record_times
+from fpsolver.errors import Interrupted, NumericalError, ScenarioError
 from fpsolver.model import Model, build_model
 from fpsolver.output import RunResult
 from fpsolver.particles import records
@@ -30,21 +29,16 @@ from fpsolver.particles.coupling import make_lowrank
 from fpsolver.particles.noise import NormalStream
 from fpsolver.particles.positions import initial_means, make_layout
 from fpsolver.particles.steppers import NumbaStepper, NumpyStepper, block_size
-from fpsolver.runtime.health import NumericalError
-from fpsolver.runtime.signals import Interrupted, StopRequest
+from fpsolver.runtime.signals import StopRequest
 from fpsolver.scenario import Scenario
+from fpsolver.timegrid import record_times
 
-__all__ = ["run_particles", "uses_builtin_families"]
+__all__ = ["run_particles"]
 
 logger = logging.getLogger(__name__)
 _OVERFLOW = 1e100  # |mean state| beyond this counts as overflow
 _PARALLEL_MIN = 65536  # pairs below which the compiled passes run on one thread
-
-
-def uses_builtin_families(model: Model) -> bool:
-    """True if F, S and every G of ``model`` are the scenario's built-in families."""
-    funcs = [model.F, model.S_diag, *model.G.values(), *model.G_prime.values()]
-    return all(getattr(f, "__module__", None) == "fpsolver.model" for f in funcs)
+_FAMILY_FIELD = {"F": "dynamics.family", "S": "noise.family", "G": "gains.family"}
 
 
 def _steps(scenario: Scenario) -> tuple[int, float]:
@@ -67,10 +61,13 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
 
     Args:
         scenario: the scenario (n, seed, dt, t_end, record, space.positions, ...).
-        model: the model to simulate (default ``build_model(scenario)``); a model with
-            user callables (F, S_diag, G) runs on the numpy path.
+        model: the model to simulate (default ``build_model(scenario)``); its terms are
+            read from the model, the run settings from ``scenario``. A model with a user
+            callable for F, S_diag or G (:meth:`~fpsolver.model.Model.builtin` false) runs
+            on the numpy path.
         progress: ``None``: a tqdm bar only when stderr is a terminal; or a bool.
-        backend: ``auto`` (numba for built-in families), ``numba`` or ``numpy``.
+        backend: ``auto`` (numba when F, S and G are built-in families), ``numba`` or
+            ``numpy``.
         implicit: linearly implicit stiff term (default) or plain explicit
             Euler-Maruyama (for comparison; needs dt sqrt(n) |eig(DPhi)| < ~1).
         threads: numba threads for the time loop (default: numba's current count; one
@@ -99,13 +96,14 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
     sc = scenario
     if backend not in ("auto", "numba", "numpy"):
         raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
-    builtin = uses_builtin_families(model)
+    builtin = model.builtin("F", "S", "G")  # the terms the compiled kernels evaluate
     if backend == "numba" and not builtin:
-        raise ScenarioError("dynamics.family", "the numba backend needs the built-in F, S "
-                            "and G families; user callables run on the numpy path",
-                            "use backend='numpy' or 'auto'")
+        term = next(t for t in ("F", "S", "G") if not model.builtin(t))
+        raise ScenarioError(_FAMILY_FIELD[term], f"the numba backend needs the built-in F, "
+                            f"S and G families, but {term} is a user callable (it runs on "
+                            "the numpy path)", "use backend='numpy' or 'auto'")
     use_numba = backend == "numba" or (backend == "auto" and builtin)
-    layout = make_layout(model)
+    layout = make_layout(model, sc)
     lowrank = make_lowrank(model, layout.cosine)
     steps, dt = _steps(sc)
     n = sc.n
@@ -124,7 +122,7 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
 
     noise = NormalStream(n, sc.seed, block_size(n, lowrank.rank))
     K0 = np.array(sc.initial.cov)
-    v0 = initial_means(model, layout) + noise.draw() @ np.linalg.cholesky(K0).T
+    v0 = initial_means(model, layout, sc) + noise.draw() @ np.linalg.cholesky(K0).T
     Stepper = NumbaStepper if use_numba else NumpyStepper
     stepper = Stepper(model, layout, lowrank, noise, v0, dt, implicit)
 

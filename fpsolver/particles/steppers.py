@@ -6,7 +6,8 @@ G' e1; a (2 rank)-sized linear solve gives the shift coefficients Y; the state m
 v += e1 + Phi(x_j) . Y. The steppers store w = v + e1 and keep Y: the shift is applied
 at the start of the next pass (or by :meth:`state` when the state is looked at).
 
-- :class:`NumbaStepper`: the built-in families compiled in (:mod:`.kernels`), one
+- :class:`NumbaStepper`: the built-in families compiled in (:mod:`.kernels`), their
+  parameters read from the model's families (:meth:`~fpsolver.model.Model.family`), one
   parallel pass per step over fixed blocks of pairs (deterministic sums), normals drawn
   inside it.
 - :class:`NumpyStepper`: any :class:`~fpsolver.model.Model` (user callables for F, S, G),
@@ -43,13 +44,13 @@ def block_size(n: int, rank: int) -> int:
 
 
 def kernel_params(model: Model, dt: float) -> np.ndarray:
-    """The parameter vector ``p`` of :mod:`.kernels` (layout ``PARAM_NAMES``)."""
-    sc = model.scenario
-    e, i = sc.populations.e, sc.populations.i
-    d = sc.dynamics
-    kappa = sc.noise.kappa if sc.noise.family == "multiplicative" else [0.0, 0.0]
-    return np.array([dt, np.sqrt(dt), e.tau, i.tau, *d.coupling[0], *d.coupling[1],
-                     *d.center, *d.width, *d.cubic, e.sigma, i.sigma, *kappa], dtype=float)
+    """The parameter vector ``p`` of :mod:`.kernels` (layout ``PARAM_NAMES``), read from
+    the model's built-in F and S families (parameters a family lacks are unused by it)."""
+    F, S = model.family("F").params, model.family("S").params
+    L = F["coupling"]
+    return np.array([dt, np.sqrt(dt), *F["tau"], *L[0], *L[1],
+                     *F.get("center", (0.0, 0.0)), *F.get("width", (1.0, 1.0)),
+                     *F.get("cubic", (0.0, 0.0)), *S["sigma"], *S["kappa"]], dtype=float)
 
 
 class _Base:
@@ -76,11 +77,13 @@ class NumbaStepper(_Base):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        sc = self.model.scenario
+        if not self.model.builtin("F", "S", "G"):
+            raise ValueError("NumbaStepper needs the built-in F, S and G families")
+        gains = self.model.family("G")
         self.p = kernel_params(self.model, self.dt)
-        self.fam = _FAMILIES[sc.dynamics.family]
-        self.tanh = sc.gains.family == "tanh"
-        self.C = np.array([[sc.gains.ee, sc.gains.ei], [sc.gains.ie, sc.gains.ii]])
+        self.fam = _FAMILIES[self.model.family("F").name]
+        self.tanh = gains.name == "tanh"
+        self.C = np.array(gains.params["C"])
         self.block = self.noise.block
         blocks = len(self.noise.state)
         self.partial = (np.zeros((blocks, kernels.COS_STATS)) if self.layout.cosine

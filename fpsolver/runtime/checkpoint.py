@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpsolver.errors import FpsolverError
+from fpsolver.errors import CheckpointError
 from fpsolver.output import atomic_write
 from fpsolver.runtime.parallel import run_shared
 
@@ -38,10 +38,6 @@ __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint"
 FORMAT = "fpsolver-checkpoint-1"
 MANIFEST = "manifest.json"
 _META = "__meta__"
-
-
-class CheckpointError(FpsolverError, ValueError):
-    """A checkpoint is missing, incomplete or does not match the run resuming from it."""
 
 
 @dataclass

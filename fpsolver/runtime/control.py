@@ -26,10 +26,11 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from fpsolver.errors import Interrupted, NumericalError
 from fpsolver.runtime.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from fpsolver.runtime.health import NumericalError, find_bad_numbers
+from fpsolver.runtime.health import find_bad_numbers
 from fpsolver.runtime.parallel import is_shared, run_shared, shared_failure
-from fpsolver.runtime.signals import Interrupted, StopRequest
+from fpsolver.runtime.signals import StopRequest
 
 __all__ = ["RunControl"]
 

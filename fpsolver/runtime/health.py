@@ -13,30 +13,10 @@ from typing import Mapping
 
 import numpy as np
 
-from fpsolver.errors import FpsolverError
+from fpsolver.errors import NumericalError
 from fpsolver.runtime.parallel import run_shared
 
 __all__ = ["NumericalError", "find_bad_numbers", "check_state"]
-
-
-class NumericalError(FpsolverError, ArithmeticError):
-    """The numerical state became invalid (NaN, Inf, negative mass).
-
-    Attributes:
-        step, time, site, quantity: where it happened (site may be None).
-    """
-
-    def __init__(self, problem: str, *, step: int, time: float, site=None,
-                 quantity: str = "", saved=None):
-        self.problem, self.step, self.time, self.site, self.quantity, self.saved = (
-            problem, step, time, site, quantity, saved)
-        where = f" at site {site}" if site is not None else ""
-        message = (f"{problem} in {quantity}{where} at step {step} (t = {time:.6g})")
-        if saved:
-            message += f"; the last good state is saved in {saved}"
-        message += (" -- reduce the time step (kinetic.dt / dt), refine the mesh, or check "
-                    "the scenario with `fpsolver stability`")
-        super().__init__(message)
 
 
 def _entries(fields: Mapping) -> list[tuple[object, str, np.ndarray]]:

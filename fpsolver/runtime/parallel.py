@@ -24,16 +24,12 @@ import time
 import traceback
 from typing import Callable, Iterator, TypeVar
 
-from fpsolver.errors import FpsolverError
+from fpsolver.errors import FpsolverError, RemoteError
 
 __all__ = ["RemoteError", "run_shared", "shared_failure", "abort_on_error", "is_shared"]
 
 T = TypeVar("T")
 _ABORT_GRACE = 0.5  # seconds between printing the error and MPI_Abort
-
-
-class RemoteError(FpsolverError, RuntimeError):
-    """Stands for a failure on another rank whose exception type could not be rebuilt."""
 
 
 def is_shared(exc: BaseException) -> bool:

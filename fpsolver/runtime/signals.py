@@ -21,36 +21,9 @@ from __future__ import annotations
 import signal
 import threading
 
-from fpsolver.errors import FpsolverError
+from fpsolver.errors import Interrupted
 
 __all__ = ["StopRequest", "Interrupted"]
-
-
-class Interrupted(FpsolverError, RuntimeError):
-    """A run stopped on request (SIGTERM/SIGINT) after saving what it could.
-
-    Attributes:
-        step: last completed step.
-        time: its time.
-        checkpoint: directory of the checkpoint written, or None.
-        signal_name: ``SIGTERM`` or ``SIGINT``.
-        result: the partial result (a ``RunResult`` holding the records reached) of a
-            solver that keeps one instead of a checkpoint (particles), or None.
-    """
-
-    def __init__(self, step: int, time: float, checkpoint, signal_name: str = "a signal",
-                 command: str = "fpsolver kinetic SCENARIO", result=None):
-        self.step, self.time, self.checkpoint = step, time, checkpoint
-        self.signal_name, self.result = signal_name, result
-        if checkpoint:
-            where = (f"; checkpoint written to {checkpoint} -- resume with "
-                     f"`{command} --resume {checkpoint}`")
-        elif result is not None:
-            where = f"; its .result holds the records up to t = {result.t[-1]:.6g}"
-        else:
-            where = " (no checkpoint directory: nothing saved)"
-        super().__init__(f"interrupted by {signal_name} after step {step} (t = {time:.6g})"
-                         + where)
 
 
 class StopRequest:
