@@ -5,7 +5,7 @@ For every site x_j and population a,
     Phi_a(x_j) = A_a(x_j) + sum_b s_b sum_k J_ab(x_j, x_k) w_k <G_ab(vbar_b(x_k) + y_b)>_k = 0,
 
 with Jacobian dPhi_a(x_j)/dvbar_b(x_k) = s_b J_ab(x_j, x_k) w_k <G_ab'(vbar_b(x_k) + y_b)>_k.
-The expectations come from the caller (Gauss-Hermite for the Gaussian limit, quadrature
+The expectations come from the caller (normal quadrature for the Gaussian limit, quadrature
 of the finite-element density for the kinetic solver) as a function
 
     expect(vbar) -> (g, gp),   g[a, b, k] = <G_ab(vbar_b(x_k) + y_b)>_k,  gp likewise with G'.
@@ -30,10 +30,11 @@ import numpy as np
 from fpsolver.errors import BalanceError
 from fpsolver.model import Model
 
-__all__ = ["BalanceConstraint", "BalanceInfo"]
+__all__ = ["BalanceConstraint", "BalanceInfo", "SINGULAR_COND"]
 
 Expect = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 _RANK_TOL = 1e-9  # relative singular value below which a kernel direction is dropped
+SINGULAR_COND = 1e13  # condition number of U^T DPhi U above which it counts as singular
 
 
 @dataclass
@@ -82,6 +83,11 @@ class BalanceConstraint:
         B = self.model.n_sites
         return (self.W * gp[:, :, None, :]).transpose(0, 2, 1, 3).reshape(2 * B, 2 * B)
 
+    def reduced_jacobian(self, gp: np.ndarray) -> np.ndarray:
+        """U^T DPhi U, shape (rank, rank): the Jacobian restricted to the range of the
+        balanced input (Newton's matrix; the fast Jacobian of MODEL §4)."""
+        return self.U.T @ self.jacobian(gp) @ self.U
+
     def project(self, phi: np.ndarray) -> np.ndarray:
         return self.U.T @ phi.T.ravel()
 
@@ -103,18 +109,24 @@ class BalanceConstraint:
         U = self.U
         vbar = np.array(base, dtype=float)
         g, gp = expect(vbar)
+        if not (np.isfinite(g).all() and np.isfinite(gp).all()):
+            raise BalanceError(
+                f"the gains' expectations are not finite{where}: the densities or the means "
+                "hold NaN/Inf, a numerical failure before the balance solve (not a property "
+                "of the scenario) -- fix: reduce kinetic.dt")
         phi = self.residual(g)
         r = self.project(phi)
         norm = np.abs(r).max()
+        tol = max(tol, self.roundoff(g))
         for it in range(max_iter):
             if norm <= tol:
                 return vbar, BalanceInfo(it, norm)
-            Jr = U.T @ self.jacobian(gp) @ U
+            Jr = self.reduced_jacobian(gp)
             try:
                 step = np.linalg.solve(Jr, -r)
             except np.linalg.LinAlgError as exc:
                 raise BalanceError(self._singular(Jr, where)) from exc
-            if not np.all(np.isfinite(step)) or np.linalg.cond(Jr) > 1e13:
+            if not np.all(np.isfinite(step)) or np.linalg.cond(Jr) > SINGULAR_COND:
                 raise BalanceError(self._singular(Jr, where))
             dv = (U @ step).reshape(2, B).T
             damping = 1.0
@@ -128,7 +140,7 @@ class BalanceConstraint:
                     break
                 damping /= 2
             vbar, gp, phi, r, norm = trial, gp_t, phi_t, r_t, norm_t
-        if norm <= 1e3 * np.finfo(float).eps * (1 + np.abs(self.model.inputs).max()):
+        if norm <= self.roundoff(g):
             return vbar, BalanceInfo(max_iter, norm)  # converged to round-off
         worst = int(np.unravel_index(np.abs(phi).argmax(), phi.shape)[0])
         raise BalanceError(
@@ -137,6 +149,13 @@ class BalanceConstraint:
             f"{self.model.sites.points[worst].round(4).tolist()}); the inputs cannot be "
             "cancelled by the recurrent gains (e.g. A_e >= C_ei with tanh gains). "
             "Check the scenario with `fpsolver stability SCENARIO`.")
+
+    def roundoff(self, g: np.ndarray) -> float:
+        """The level of |U^T Phi| that round-off alone leaves: 1000 eps times the largest
+        term of the sum Phi (inputs, and each s_b J_ab w_k <G_ab>)."""
+        terms = np.einsum("abjk,abk->ja", np.abs(self.W), np.abs(g))
+        scale = 1 + np.abs(self.model.inputs).max() + terms.max()
+        return 1e3 * np.finfo(float).eps * scale * np.sqrt(self.U.shape[0])
 
     def _singular(self, Jr: np.ndarray, where: str) -> str:
         if not np.isfinite(Jr).all():

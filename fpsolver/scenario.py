@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import tomli_w
+
 from fpsolver.errors import ScenarioError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ SPACE_KINDS = ("point", "ring", "torus", "mesh")
 POSITION_KINDS = ("grid", "regular", "iid")
 STATE_DOMAINS = ("box", "disk")
 TIME_SCHEMES = ("bdf2", "cn", "euler")
+FRAMES = ("adaptive", "fixed")
+MAX_CELLS = 4096  # cells per side of the state box
 MAX_STEPS = 10**10  # time steps of one run; beyond, a typo is likelier than a plan
 MAX_RECORDS = 10**7  # recording times (each stores every site)
 
@@ -281,34 +285,56 @@ class Record:
 
 @dataclass
 class Kinetic:
-    """Finite-element discretisation of the fluctuation Fokker-Planck equation (§2b)."""
+    """Finite-element discretisation of the fluctuation Fokker-Planck equation (§2b).
 
-    degree: int = _doc("Lagrange degree, 1 or 2", 2)
-    cells: int = _doc("cells per side of the generated box mesh", 88)
+    By default every setting is chosen from the scenario (0 means automatic): each site's
+    density is solved in its own moving frame y = ell(t) z, ell^2 tracking the variance,
+    on a box of ``half_width`` standard deviations; the time step comes from the fastest
+    relaxation rate and ``tol``. Each run estimates its own error and warns above ``tol``.
+    """
+
+    degree: int = _doc("Lagrange degree, 1 to 4 (0: automatic, 3)", 0)
+    cells: int = _doc("cells per side of the generated box mesh (0: automatic)", 0)
     domain: str = _doc("state domain: 'box', 'disk', or a mesh file in meshes/", "box")
-    half_width: float = _doc("half width of the box / radius of the disk (voltage)", 8.0)
+    frame: str = _doc(
+        f"one of {list(FRAMES)}: 'adaptive' solves each site's density in its own frame "
+        "y = ell(t) z (ell^2 follows the variance; half_width in standard deviations); "
+        "'fixed' solves in y itself (half_width in voltage)", "adaptive")
+    half_width: float = _doc(
+        "half width of the box / radius of the disk: standard deviations with the "
+        "adaptive frame, voltage with the fixed one (0: automatic)", 0.0)
     grading: float = _doc(
         "sinh grading a of the box: a uniform grid s in [-1, 1] per axis is mapped to "
-        "y = half_width sinh(a s) / sinh(a), cells a / sinh(a) times the uniform size at "
-        "the origin and a / tanh(a) times at the edge; 0: uniform (box only: the disk "
-        "is already finer at the origin)", 2.0)
-    dt: float = _doc("time step of the kinetic solver (time units)", 0.01)
+        "half_width sinh(a s) / sinh(a), cells a / sinh(a) times the uniform size at the "
+        "origin and a / tanh(a) times at the edge; 0: uniform", 0.0)
+    dt: float = _doc("time step of the kinetic solver (time units; 0: automatic)", 0.0)
     scheme: str = _doc(f"time scheme, one of {list(TIME_SCHEMES)}", "bdf2")
+    tol: float = _doc("target relative error in K and vbar: the run estimates its own error "
+                      "and warns above it; also sets the automatic time step", 1e-4)
     petsc_options: dict = _doc("PETSc options merged over the LU/MUMPS defaults", factory=dict)
 
     def check(self, path: str) -> None:
-        if self.degree not in (1, 2):
-            raise ScenarioError(f"{path}.degree", f"must be 1 or 2, got {self.degree}",
-                                "use P1 (1) or P2 (2)")
-        if self.cells < 2:
-            raise ScenarioError(f"{path}.cells", f"must be >= 2, got {self.cells}",
-                                "use e.g. 64 or 128 cells per side")
-        _positive(f"{path}.half_width", self.half_width, "give the truncation size > 0")
+        if self.degree not in (0, 1, 2, 3, 4):
+            raise ScenarioError(f"{path}.degree", f"must be 0 (automatic) or 1 to 4, got "
+                                f"{self.degree}", "use 0, or P1 to P4 (3 is the default)")
+        if self.cells != 0 and not 2 <= self.cells <= MAX_CELLS:
+            raise ScenarioError(f"{path}.cells", f"must be 0 (automatic) or in [2, "
+                                f"{MAX_CELLS}], got {self.cells}",
+                                "use 0, or e.g. 24 to 128 cells per side")
+        _one_of(f"{path}.frame", self.frame, FRAMES)
+        _nonnegative(f"{path}.half_width", self.half_width,
+                     "give 0 (automatic) or the truncation size > 0")
+        if 0 < self.half_width < 1e-6:
+            raise ScenarioError(f"{path}.half_width", f"{self.half_width} is too small to "
+                                "hold a density", "give 0 (automatic) or a size >= 1e-6")
         if not (0 <= self.grading <= 8 and math.isfinite(self.grading)):
             raise ScenarioError(f"{path}.grading", f"must be in [0, 8], got {self.grading}",
                                 "use 0 (uniform) or a mild grading such as 1.5")
-        _positive(f"{path}.dt", self.dt, "give a time step > 0")
+        _nonnegative(f"{path}.dt", self.dt, "give 0 (automatic) or a time step > 0")
         _one_of(f"{path}.scheme", self.scheme, TIME_SCHEMES)
+        if not (1e-12 <= self.tol <= 0.5):
+            raise ScenarioError(f"{path}.tol", f"must be in [1e-12, 0.5], got {self.tol}",
+                                "give a relative tolerance such as 1e-4")
         for key, value in self.petsc_options.items():
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise ScenarioError(f"{path}.petsc_options.{key}", f"PETSc option values are "
@@ -350,7 +376,7 @@ class Scenario:
         if self.t_end < self.dt:
             raise ScenarioError("t_end", f"t_end={self.t_end} is shorter than dt={self.dt}",
                                 "make t_end >= dt")
-        if self.t_end < self.kinetic.dt:
+        if self.kinetic.dt and self.t_end < self.kinetic.dt:
             raise ScenarioError("kinetic.dt", f"kinetic.dt={self.kinetic.dt} is longer than "
                                 f"t_end={self.t_end}", "make kinetic.dt <= t_end")
         for name in ("populations", "dynamics", "noise", "gains", "kernel", "space",
@@ -359,7 +385,7 @@ class Scenario:
         for field_, step, limit in (("dt", self.dt, MAX_STEPS),
                                     ("record.every", self.record.every, MAX_RECORDS),
                                     ("kinetic.dt", self.kinetic.dt, MAX_STEPS)):
-            if self.t_end / step > limit:
+            if step and self.t_end / step > limit:
                 raise ScenarioError(field_, f"t_end / {field_} = {self.t_end / step:.3g} "
                                     f"(more than {limit:.0e})",
                                     f"make {field_} larger or t_end smaller")
@@ -506,38 +532,8 @@ def load_scenario(name_or_path: str | Path, overrides: list[str] | None = None) 
     return scenario
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("nan" if value != value else
-                                                         ("inf" if value > 0 else "-inf"))
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
 def to_toml(scenario: Scenario) -> str:
-    """The resolved scenario as TOML text (round-trips through :func:`load_scenario`)."""
-    data = scenario.to_dict()
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)
-             or k == "petsc_options"]
-
-    def table(prefix: str, node: dict):
-        scalars = {k: v for k, v in node.items()
-                   if not isinstance(v, dict) or k == "petsc_options"}
-        tables = {k: v for k, v in node.items() if isinstance(v, dict) and k != "petsc_options"}
-        if scalars:
-            lines.append(f"\n[{prefix}]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
-        for k, v in tables.items():
-            table(f"{prefix}.{k}", v)
-
-    for k, v in data.items():
-        if isinstance(v, dict):
-            table(k, v)
-    return "\n".join(lines) + "\n"
+    """The resolved scenario as TOML text (round-trips through :func:`load_scenario`):
+    ``tomli_w`` quotes and escapes every string and key (newlines, quotes, dotted PETSc
+    keys such as ``"pc.x"``)."""
+    return tomli_w.dumps(scenario.to_dict())

@@ -2,19 +2,19 @@
 
 The fast path must give the same explicit IMEX term E = (a_site - a_ref)(p, .) and the
 same <F(vbar + .)> as assembling the forms of fpsolver.kinetic.forms, to round-off, for
-every built-in drift/noise family; user callables must keep the generic path.
+every built-in drift/noise family; its coefficients are the model's exact ones; user
+callables must keep the generic path, and a user callable equal to a built-in family
+gives the built-in result to round-off.
 """
-
-import dataclasses
 
 import numpy as np
 import pytest
 from mpi4py import MPI
 
+from fpsolver.families import evaluate_polynomial
 from fpsolver.kinetic import KineticStepper
 from fpsolver.kinetic.group import SiteGroup
 from fpsolver.kinetic.meshing import state_mesh
-from fpsolver.kinetic.polynomial import fit_polynomial
 from fpsolver.model import build_model
 from fpsolver.scenario import load_scenario
 
@@ -76,28 +76,72 @@ def test_user_callables_use_generic_path():
     """F or S given as callables (even polynomial ones) fall back to form assembly."""
     sc = load_scenario("bistable", SMALL)
     smesh = state_mesh(MPI.COMM_SELF, "box", 3.0, 8)
-    assert build_model(sc).builtin_terms
+    assert build_model(sc).builtin("F", "S")
     F = build_model(sc).F
     for model in (build_model(sc, F=F), build_model(sc, S_diag=build_model(sc).S_diag)):
-        assert not model.builtin_terms
+        assert not model.builtin("F", "S")
         assert SiteGroup(MPI.COMM_SELF, np.array([0]), model, smesh).fast is None
 
 
-def test_non_polynomial_is_not_fitted():
-    assert fit_polynomial(lambda ve, vi, xp=np: (xp.tanh(ve), vi), 3) is None
-    c = fit_polynomial(lambda ve, vi, xp=np: (ve**3 - 2 * vi, 0.5 + ve * vi), 3)
-    assert c[0, 3, 0] == pytest.approx(1) and c[0, 0, 1] == pytest.approx(-2)
-    assert c[1, 0, 0] == pytest.approx(0.5) and c[1, 1, 1] == pytest.approx(1)
+@pytest.mark.parametrize("case", list(CASES))
+def test_coefficients_are_the_families(case):
+    """The model's exact coefficients of F and D = S^2 reproduce its callables (to
+    round-off on [-3, 3]^2), and are None for user callables."""
+    name, sets = CASES[case]
+    model = build_model(load_scenario(name, SMALL + sets))
+    ve, vi = np.meshgrid(np.linspace(-3, 3, 13), np.linspace(-3, 2, 11), indexing="ij")
+    F, S = model.F(ve, vi, np), model.S_diag(ve, vi, np)
+    Fc = evaluate_polynomial(model.drift_coefficients(), ve, vi)
+    Dc = evaluate_polynomial(model.diffusion_coefficients(), ve, vi)
+    for g in range(2):
+        assert np.abs(Fc[g] - F[g]).max() < 1e-12 * (1 + np.abs(F[g]).max())
+        assert np.abs(Dc[g] - S[g] ** 2).max() < 1e-12 * (1 + np.abs(S[g] ** 2).max())
+    user = build_model(load_scenario(name, SMALL + sets), F=model.F, S_diag=model.S_diag)
+    assert user.drift_coefficients() is None and user.diffusion_coefficients() is None
+
+
+def _user_copy(sc):
+    """The scenario's F and S written as plain user callables (same formulas)."""
+    d, pops, kap = sc.dynamics, sc.populations, sc.noise.kappa
+    tau, L, m, w = (pops.e.tau, pops.i.tau), d.coupling, d.center, d.width
+    assert d.family == "double_well" and sc.noise.family == "multiplicative"
+
+    def F(ve, vi, xp=np):
+        ue, ui = ve - m[0], vi - m[1]
+        return ((ue - ue**3 / w[0] ** 2) / tau[0] + L[0][0] * ve + L[0][1] * vi,
+                (ui - ui**3 / w[1] ** 2) / tau[1] + L[1][0] * ve + L[1][1] * vi)
+
+    def S(ve, vi, xp=np):
+        return (pops.e.sigma * xp.sqrt(1.0 + kap[0] * ve**2),
+                pops.i.sigma * xp.sqrt(1.0 + kap[1] * vi**2))
+    return build_model(sc, F=F, S_diag=S)
+
+
+def test_user_copy_of_builtin_gives_builtin_result():
+    """A kinetic run with user callables equal to the built-in families (generic UFL
+    path) gives the built-in run (fast polynomial path) to 1e-12."""
+    name, sets = CASES["double_well-multiplicative"]
+    sc = load_scenario(name, SMALL + ["kinetic.degree=1", "kinetic.dt=0.01"] + sets)
+    fast = KineticStepper(build_model(sc), MPI.COMM_SELF)
+    slow = KineticStepper(_user_copy(sc), MPI.COMM_SELF)
+    assert fast.group.fast is not None and slow.group.fast is None
+    for _ in range(4):
+        fast.step()
+        slow.step()
+    for a, b in ((fast.group.p, slow.group.p), (fast.vbar, slow.vbar), (fast.lam, slow.lam),
+                 (fast.mF, slow.mF)):
+        assert np.abs(a - b).max() < 1e-12 * (1 + np.abs(b).max())
 
 
 @pytest.mark.parametrize("case", ["double_well-multiplicative", "cubic-multiplicative"])
 def test_fast_run_equals_generic_run(case):
-    """A few coupled steps (densities + Newton) agree with the generic path."""
+    """A few coupled steps (densities + Newton) agree with the generic path (the same
+    model's callables assembled as UFL forms)."""
     name, sets = CASES[case]
     sc = load_scenario(name, SMALL + ["kinetic.degree=1", "kinetic.dt=0.01"] + sets)
-    fast = KineticStepper(build_model(sc), MPI.COMM_SELF)
-    slow = KineticStepper(dataclasses.replace(build_model(sc), builtin_terms=False),
-                          MPI.COMM_SELF)
+    model = build_model(sc)
+    fast = KineticStepper(model, MPI.COMM_SELF)
+    slow = KineticStepper(build_model(sc, F=model.F, S_diag=model.S_diag), MPI.COMM_SELF)
     assert fast.group.fast is not None and slow.group.fast is None
     for _ in range(4):
         fast.step()

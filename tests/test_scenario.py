@@ -3,6 +3,8 @@
 import tomllib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fpsolver.errors import ScenarioError
 from fpsolver.scenario import load_scenario, scenario_from_dict, scenario_names, to_toml
@@ -16,6 +18,37 @@ def test_shipped_scenarios_load_and_round_trip():
         sc = load_scenario(name)
         assert sc.name == name
         assert scenario_from_dict(tomllib.loads(to_toml(sc))) == sc
+
+
+@pytest.mark.parametrize("name, description", [
+    ("two\nlines", 'say "hi"\nthen \\ backslash'),
+    ("tab\tand 'single' quotes", "trailing backslash \\"),
+    ('"""', "'''"),
+    ("unicode: σ_e ≥ 0", "control \x01 \x7f chars"),
+])
+def test_strings_and_dotted_keys_round_trip(tmp_path, name, description):
+    """Names and descriptions with newlines and quotes, and PETSc keys with dots, survive
+    to_toml -> file -> load_scenario unchanged."""
+    options = {"pc.x": "lu", "ksp_type": "preonly", "pc_factor_mat_solver_type": "mumps",
+               "a.b.c": 3, "ksp_rtol": 1e-10}
+    sc = load_scenario("linear", ["n=123"]).replace(name=name, description=description)
+    sc.kinetic.petsc_options = options
+    path = tmp_path / "round.toml"
+    path.write_text(to_toml(sc), encoding="utf-8")
+    back = load_scenario(path)
+    assert back == sc
+    assert back.name == name and back.kinetic.petsc_options == options
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=40), key=st.text(min_size=1, max_size=12))
+def test_any_text_round_trips(tmp_path, text, key):
+    sc = load_scenario("linear").replace(name=text, description=text + "\n" + text)
+    sc.kinetic.petsc_options = {key: text}
+    path = tmp_path / "any.toml"
+    path.write_text(to_toml(sc), encoding="utf-8")
+    assert load_scenario(path) == sc
 
 
 def test_overrides_dotted_and_top_level():

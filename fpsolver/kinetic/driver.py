@@ -1,8 +1,10 @@
 """``run_kinetic``: the kinetic solver from a scenario to a :class:`RunResult`.
 
-The loop is outside the numerics: it records observables and diagnostics at the record
-times, writes density snapshots, warns about truncation, and reports progress. Every rank
-returns the same full result.
+The loop is outside the numerics: it records observables, diagnostics and the run's own
+error estimate (:mod:`fpsolver.kinetic.estimator`) at the record times, writes density
+snapshots, warns about what makes a result doubtful (:mod:`fpsolver.kinetic.health`),
+and reports progress. A run whose estimated error exceeds ``kinetic.tol`` says so, with
+the quantity, the dominant part and the fix. Every rank returns the same full result.
 """
 
 from __future__ import annotations
@@ -13,59 +15,146 @@ import time
 
 import numpy as np
 
-from fpsolver.gaussian import record_times
+from fpsolver.kinetic.estimator import ErrorEstimator
+from fpsolver.kinetic.health import HealthWarnings
+from fpsolver.kinetic.numerics import resolve_numerics
 from fpsolver.kinetic.snapshots import SnapshotWriter
 from fpsolver.kinetic.stepper import BOUNDARY_LAYER, KineticStepper
+from fpsolver.kinetic.timestep import StepControl, observables
 from fpsolver.model import build_model
 from fpsolver.output import RunResult
+from fpsolver.timegrid import record_times
 
-__all__ = ["run_kinetic", "LAYER_WARN"]
+__all__ = ["run_kinetic", "error_verdict"]
 
 logger = logging.getLogger(__name__)
-LAYER_WARN = 1e-4  # boundary-layer mass above which the truncation is reported
+_PARTS = ("K_time", "K_space", "K_truncation", "vbar_time", "vbar_space")
 
 
 def _progress(progress, comm):
+    """``report(t, t_end)``: the caller's callable, a log line every 10% of t_end, or none."""
     if callable(progress):
         return progress
     if progress is None and comm.rank == 0:
-        return lambda n, steps, t: (n % max(1, steps // 10) == 0 and
-                                    logger.info("kinetic step %d/%d, t = %g", n, steps, t))
-    return lambda n, steps, t: None
+        marks = {"next": 0.1}
+
+        def report(t, t_end):
+            if t >= marks["next"] * t_end - 1e-12:
+                marks["next"] = np.floor(10 * t / t_end + 1e-9) / 10 + 0.1
+                logger.info("kinetic t = %.4g of %g", t, t_end)
+        return report
+    return lambda t, t_end: None
+
+
+class _Events:
+    """The recording and snapshot times still ahead; steps are cut to land on them."""
+
+    def __init__(self, t_rec, snaps, t0: float):
+        self.t_rec = list(t_rec)
+        self.times = sorted(set(float(t) for t in list(t_rec) + list(snaps)))
+        self.snaps = set(float(t) for t in snaps)
+        self.ahead = [t for t in self.times if t > t0 + self._eps(t)]
+
+    @staticmethod
+    def _eps(t: float) -> float:
+        return 1e-9 * max(1.0, abs(t))
+
+    def done(self, t: float) -> bool:
+        return not self.ahead
+
+    def limit(self, t: float, dt: float) -> float:
+        """The step from t: at most to the next event."""
+        nxt = self.ahead[0]
+        return nxt - t if t + dt > nxt - self._eps(nxt) else dt
+
+    def reached(self, t: float, rec, writer, stepper, estimator) -> None:
+        """Record and write what is due at t."""
+        if self.ahead and abs(t - self.ahead[0]) <= self._eps(t):
+            t = self.ahead.pop(0)
+        elif t != 0.0:
+            return
+        if any(abs(t - s) <= self._eps(t) for s in self.snaps):
+            writer.write(t)
+        if any(abs(t - r) <= self._eps(t) for r in self.t_rec):
+            _record(rec, stepper, estimator.estimate() if estimator is not None else None)
 
 
 # -- checkpoint hooks (fpsolver.runtime.RunControl) -------------------------------------
-def _state(stepper, rec, writer) -> dict:
-    """Everything that continues the run exactly: the stepper, the records and the
-    snapshot marginals so far (lists: RunControl stacks them only when it writes)."""
-    return {**stepper.state(), **{f"rec_{k}": v for k, v in rec.items()}, **writer.state()}
+def _state(stepper, estimator, control_dt, rec, writer) -> dict:
+    """Everything that continues the run exactly: the stepper, its error companions, the
+    step control, the records and the snapshot marginals so far (lists: RunControl
+    stacks them only when it writes)."""
+    return {**stepper.state(), **estimator.state(), **control_dt.state(),
+            **{f"rec_{k}": v for k, v in rec.items()}, **writer.state()}
 
 
 def _fields(stepper) -> dict:
     """What must stay finite: this rank's densities (by site), vbar and lambda."""
-    g = stepper.group
+    d = stepper.dens
     return {"vbar": stepper.vbar, "lambda_": stepper.lam,
-            **{(int(site), "density"): g.p[j] for j, site in enumerate(g.sites)}}
+            **{(int(site), "density"): d.q[j] for j, site in enumerate(d.sites)}}
 
 
-def _resume(control, stepper, rec, writer, steps: int) -> int:
-    """Restore the checkpoint of ``control`` if any; the first step still to run."""
-    control.layout = {"sites": [int(s) for s in stepper.group.sites],
-                      "dofs": int(stepper.group.p.shape[1])}
+def _resume(control, stepper, estimator, control_dt, rec, writer, t_end: float) -> None:
+    """Restore the checkpoint of ``control`` if any."""
+    control.layout = {"sites": [int(s) for s in stepper.dens.sites]}
     saved = control.resume_state()
     if saved is None:
-        return 0
-    if saved.step > steps:
+        return
+    if saved.time > t_end * (1 + 1e-12):
         from fpsolver.errors import ScenarioError
         raise ScenarioError("t_end", f"the checkpoint is at t = {saved.time:g} (step "
-                            f"{saved.step}), past t_end = {steps * stepper.dt:g}",
+                            f"{saved.step}), past t_end = {t_end:g}",
                             "resume with a t_end at least as large as the original run's")
     stepper.restore({k: v for k, v in saved.arrays.items()
-                     if not k.startswith(("rec_", "snap_"))})
+                     if not k.startswith(("rec_", "snap_", "est_", "control_"))})
+    estimator.restore(saved.arrays)
+    control_dt.restore(saved.arrays)
     for k in rec:
         rec[k] = list(saved.arrays[f"rec_{k}"])
     writer.restore(saved.arrays, stepper.step_index + 1)
-    return stepper.step_index + 1
+
+
+def _record(rec: dict, stepper, estimate: dict | None) -> None:
+    """Append the observables, diagnostics and error estimate of the current step."""
+    st = stepper.statistics()
+    B = stepper.B
+    rec["vbar"].append(stepper.vbar.copy())
+    rec["cov"].append(st["cov"])
+    rec["skewness"].append(st["skewness"])
+    rec["kurtosis"].append(st["kurtosis"])
+    rec["lambda_"].append(stepper.lam.copy())
+    rec["mass"].append(st["mass"])
+    rec["min_density"].append(stepper.min_density.copy())
+    rec["max_density"].append(stepper.max_density.copy())
+    rec["boundary_mass"].append(stepper.layer_mass.copy())
+    rec["mean_drift"].append(np.abs(st["mean"]).max(axis=1))
+    rec["balance_residual"].append(np.full(B, stepper.residual))
+    rec["newton_iterations"].append(np.full(B, stepper.newton))
+    rec["step"].append(stepper.step_index)
+    for k in ("K", "vbar") + _PARTS:
+        key = k if k in _PARTS else f"error_{k}"
+        rec[key].append(0.0 if estimate is None else estimate[k])
+
+
+def error_verdict(arr: dict, tol: float) -> dict:
+    """The run's estimated error (largest over the records) against ``tol``, with the
+    dominant part and the fix when it exceeds it."""
+    K, v = float(arr["error_K"].max()), float(arr["error_vbar"].max())
+    parts = {k: float(arr[k].max()) for k in _PARTS}
+    out = {"K": K, "vbar": v, "tol": tol, "within_tol": max(K, v) <= tol, **parts}
+    if out["within_tol"]:
+        out["message"] = f"estimated error K {K:.1e}, vbar {v:.1e} (tol {tol:g})"
+        return out
+    quantity = "K" if K >= v else "vbar"
+    mine = {k: val for k, val in parts.items() if k.startswith(quantity)}
+    worst = max(mine, key=mine.get)
+    fixes = {"time": "lower kinetic.dt", "space": "raise kinetic.cells",
+             "truncation": "raise kinetic.half_width"}
+    out["message"] = (f"estimated error of {quantity} {max(K, v):.1e} exceeds kinetic.tol = "
+                      f"{tol:g}, mostly from the {worst.split('_')[1]} discretisation "
+                      f"({mine[worst]:.1e}) -- fix: {fixes[worst.split('_')[1]]}")
+    return out
 
 
 def _guard(control, stepper, n):
@@ -76,7 +165,7 @@ def _guard(control, stepper, n):
 
 
 def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=None,
-                ref_tol: float = 0.05, control=None) -> RunResult:
+                control=None) -> RunResult:
     """Solve the kinetic limit (MODEL §2) with finite elements; full result on every rank.
 
     Args:
@@ -85,7 +174,6 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
         model: a prebuilt :class:`~fpsolver.model.Model` (default ``build_model(scenario)``).
         progress: ``callable(step, steps, t)``, ``None`` (log every 10%) or ``False``.
         snapshot_dir: where ParaView density snapshots (VTX ``.bp``) go; None: none.
-        ref_tol: drift of a site from the shared reference before refactorisation.
         control: a :class:`~fpsolver.runtime.RunControl` (entered): resume, checkpoints,
             bad-number checks and stop requests at every step; None: none.
     """
@@ -94,57 +182,49 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
         comm = MPI.COMM_WORLD
     start = time.perf_counter()
     model = model or build_model(scenario)
-    kin = scenario.kinetic
-    stepper = KineticStepper(model, comm, ref_tol=ref_tol)
+    numerics = resolve_numerics(model)
+    if comm.rank == 0:
+        for note in numerics.notes:
+            logger.info("kinetic: %s", note)
+    stepper = KineticStepper(model, comm, numerics=numerics)
+    estimator = ErrorEstimator(stepper)
     setup = time.perf_counter() - start
-    B = model.n_sites
-    dt = kin.dt
-    t_rec = record_times(scenario.t_end, scenario.record.every)
-    rec_steps = np.rint(t_rec / dt).astype(int)
-    steps = int(rec_steps[-1])
-    snaps = sorted(set(int(round(s / dt)) for s in scenario.record.snapshots
-                       if s <= scenario.t_end + 1e-12))
+    t_end = scenario.t_end
+    t_rec = record_times(t_end, scenario.record.every)
+    control_dt = StepControl(t_end, numerics.dt_max, numerics.dt, numerics.tol,
+                             fixed=numerics.fixed_dt)
+    snaps = sorted(set(float(s) for s in scenario.record.snapshots if s <= t_end + 1e-12))
     writer = SnapshotWriter(stepper, snapshot_dir, snaps)
     names = ("vbar", "cov", "skewness", "kurtosis", "lambda_", "mass", "min_density",
-             "boundary_mass", "mean_drift", "balance_residual", "newton_iterations")
+             "max_density", "boundary_mass", "mean_drift", "balance_residual",
+             "newton_iterations", "error_K", "error_vbar", "step") + _PARTS
     rec = {k: [] for k in names}
-    warned = False
+    health = HealthWarnings(comm)
     report = _progress(progress, comm)
-    first = _resume(control, stepper, rec, writer, steps) if control is not None else 0
-    loop_start = time.perf_counter()
-    for n in range(first, steps + 1):
-        if n:
-            with _guard(control, stepper, n):
-                stepper.step()
-            report(n, steps, stepper.t)
-        if n in writer.steps:
-            writer.write(n * dt)
-        if n in rec_steps:
-            st = stepper.statistics()
-            rec["vbar"].append(stepper.vbar.copy())
-            rec["cov"].append(st["cov"])
-            rec["skewness"].append(st["skewness"])
-            rec["kurtosis"].append(st["kurtosis"])
-            rec["lambda_"].append(stepper.lam.copy())
-            rec["mass"].append(st["mass"])
-            rec["min_density"].append(stepper.min_density.copy())
-            rec["boundary_mass"].append(stepper.layer_mass.copy())
-            rec["mean_drift"].append(np.abs(st["mean"]).max(axis=1))
-            rec["balance_residual"].append(np.full(B, stepper.residual))
-            rec["newton_iterations"].append(np.full(B, stepper.newton))
-            worst = stepper.layer_mass.max()
-            if worst > LAYER_WARN and not warned and comm.rank == 0:
-                warned = True
-                logger.warning(
-                    "kinetic: mass %.2e within %g%% of the boundary of the state domain at "
-                    "t = %g (site %d): the truncation to half width %g matters -- fix: "
-                    "raise kinetic.half_width", worst, 100 * BOUNDARY_LAYER, n * dt,
-                    int(stepper.layer_mass.argmax()), stepper.smesh.radius)
-        if control is not None and n:
-            control.end_of_step(n, stepper.t, lambda: _state(stepper, rec, writer),
-                                fields=_fields(stepper), masses={"density": stepper.mass})
     if control is not None:
-        control.finish(steps, stepper.t, lambda: _state(stepper, rec, writer))
+        _resume(control, stepper, estimator, control_dt, rec, writer, t_end)
+    events = _Events(t_rec, snaps, stepper.t)
+    loop_start = time.perf_counter()
+    if stepper.step_index == 0:
+        events.reached(0.0, rec, writer, stepper, None)
+    while not events.done(stepper.t):
+        dt = events.limit(stepper.t, control_dt.next_step(stepper.t))
+        n = stepper.step_index + 1
+        with _guard(control, stepper, n):
+            stepper.step(dt)
+            estimator.advance()
+        control_dt.accept(stepper.t, observables(stepper))
+        health.check(stepper)
+        report(stepper.t, t_end)
+        events.reached(stepper.t, rec, writer, stepper, estimator)
+        if control is not None:
+            control.end_of_step(n, stepper.t, lambda: _state(stepper, estimator, control_dt,
+                                                             rec, writer),
+                                fields=_fields(stepper), masses={"density": stepper.mass})
+    steps = stepper.step_index
+    if control is not None:
+        control.finish(steps, stepper.t,
+                       lambda: _state(stepper, estimator, control_dt, rec, writer))
     loop = time.perf_counter() - loop_start
     writer.close()
     arr = {k: np.array(v) for k, v in rec.items()}
@@ -156,24 +236,40 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
         "lambda_": (per_pop, arr["lambda_"], {"long_name": "balance current lambda (MODEL 2c)",
                                               "units": "voltage / time"}),
         "mass": (per_site, arr["mass"], {"long_name": "total mass of p_x"}),
-        "min_density": (per_site, arr["min_density"], {"long_name": "min dof value of p_x"}),
+        "min_density": (per_site, arr["min_density"],
+                        {"long_name": "smallest dof value of the density in its frame"}),
+        "max_density": (per_site, arr["max_density"],
+                        {"long_name": "largest dof value of the density in its frame"}),
         "boundary_mass": (per_site, arr["boundary_mass"], {
-            "long_name": f"mass in the outer {100 * BOUNDARY_LAYER:g}% of the state domain"}),
+            "long_name": f"mass in the outer {100 * BOUNDARY_LAYER:g}% of the state box"}),
         "mean_drift": (per_site, arr["mean_drift"], {"long_name": "max_a |<y_a>| (exact 0)"}),
         "balance_residual": (per_site, arr["balance_residual"],
                              {"long_name": "max |U^T Phi| after Newton"}),
         "newton_iterations": (per_site, arr["newton_iterations"],
                               {"long_name": "Newton iterations of the balance solve"}),
+        "error_K": (("time",), arr["error_K"], {
+            "long_name": "estimated relative error of K (largest over sites)"}),
+        "error_vbar": (("time",), arr["error_vbar"], {
+            "long_name": "estimated error of vbar relative to max(1, |vbar|)"}),
+        **{f"error_{k}": (("time",), arr[k], {"long_name": f"part of the estimate: {k}"})
+           for k in _PARTS},
         **writer.extras(),
     }
-    dofs = stepper.group.V.dofmap.index_map.size_global
+    estimate = error_verdict(arr, numerics.tol)
+    if comm.rank == 0 and not estimate["within_tol"]:
+        logger.warning("kinetic: %s", estimate["message"])
+    dofs = stepper.dens.V.dofmap.index_map.size_global
     info = {"wall_time": time.perf_counter() - start, "setup_time": setup, "steps": steps,
             "seconds_per_step": loop / max(steps, 1), "dofs": int(dofs),
             "ranks": comm.size, "site_groups": stepper.layout.groups,
-            "degree": kin.degree, "cells": kin.cells, "scheme": kin.scheme, "dt": dt,
-            "refactorisations": int(comm.allreduce(stepper.group.refactorisations)),
+            **numerics.to_dict(), "notes": list(numerics.notes),
+            "dt_last": float(stepper.dt), "dt_changes": int(control_dt.changes),
+            "refinements": [[int(k), list(c)] for k, c in stepper.refinements],
+            "error_estimate": estimate,
+            "factorisations": int(comm.allreduce(stepper.imex.factorisations)),
             "max_mean_drift": float(arr["mean_drift"].max()),
             "max_boundary_mass": float(arr["boundary_mass"].max()),
-            "min_density": float(arr["min_density"].min())}
-    return RunResult(kind="kinetic", t=rec_steps * dt, vbar=arr["vbar"], cov=arr["cov"],
+            "min_density": float(arr["min_density"].min()),
+            "min_density_relative": float((arr["min_density"] / arr["max_density"]).min())}
+    return RunResult(kind="kinetic", t=np.array(t_rec), vbar=arr["vbar"], cov=arr["cov"],
                      sites=model.sites, extra=extra, info=info)

@@ -91,7 +91,8 @@ def state_mesh(comm, domain: str, half_width: float, cells: int,
                grading: float = 0.0) -> StateMesh:
     """The state-space mesh of ``kinetic.domain`` on ``comm``.
 
-    ``grading`` a > 0 maps the box's uniform grid per axis by :func:`grade`, so cells are
+    ``cells``: cells per side, or (along z_e, along z_i) for the box. ``grading`` a > 0
+    maps the box's uniform grid per axis by :func:`grade`, so cells are
     ``a / sinh(a)`` times smaller at the origin, where the density has its mass, and the
     box can be wide enough for the tails at no extra cost (the map is affine per cell, so
     the cells stay straight-sided triangles in rows of equal y_e and y_i).
@@ -102,16 +103,17 @@ def state_mesh(comm, domain: str, half_width: float, cells: int,
     import dolfinx_solver  # noqa: F401  (must precede dolfinx)
     from dolfinx import mesh as dmesh
 
+    nx, ny = (cells, cells) if np.ndim(cells) == 0 else (int(cells[0]), int(cells[1]))
     if domain == "box":
         msh = dmesh.create_rectangle(
             comm, [np.array([-half_width, -half_width]), np.array([half_width, half_width])],
-            [cells, cells], dmesh.CellType.triangle, diagonal=dmesh.DiagonalType.right)
+            [nx, ny], dmesh.CellType.triangle, diagonal=dmesh.DiagonalType.right)
         if grading:
             x = msh.geometry.x
             x[:, :2] = grade(x[:, :2] / half_width, half_width, grading)
         return StateMesh(msh, "box", half_width)
     if domain == "disk":
-        msh = _from_gmsh_model(comm, lambda g: make_disk_model(g, half_width, cells))
+        msh = _from_gmsh_model(comm, lambda g: make_disk_model(g, half_width, max(nx, ny)))
         return StateMesh(msh, "disk", half_width)
     path = Path(domain)
     if not path.is_file():

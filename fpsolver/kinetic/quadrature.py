@@ -16,7 +16,13 @@ import numpy as np
 
 __all__ = ["DensityQuadrature"]
 
-QUADRATURE_DEGREE = 6  # exact for y^4 p_h with P2 on affine cells: moments up to kurtosis
+MOMENT_DEGREE = 4  # raw moments E[z_e^m z_i^n], m + n <= 4: up to kurtosis and <F y>
+
+
+def quadrature_degree(degree: int) -> int:
+    """Rule for expectations under a P``degree`` density: exact for z^4 q_h, and a few
+    orders more for the smooth gains (tanh) whose expectations fix vbar."""
+    return max(MOMENT_DEGREE + degree, 2 * degree + 4)
 
 
 class DensityQuadrature:
@@ -24,11 +30,16 @@ class DensityQuadrature:
 
     Args:
         V: the scalar Lagrange function space of the density.
-        degree: quadrature degree (default exact for fourth moments of P2).
+        degree: quadrature degree (default :func:`quadrature_degree` of the space).
     """
 
-    def __init__(self, V, degree: int = QUADRATURE_DEGREE):
+    def __init__(self, V, degree: int | None = None):
         import basix
+
+        from fpsolver.families import monomials
+
+        if degree is None:
+            degree = quadrature_degree(V.element.basix_element.degree)
 
         msh = V.mesh
         tdim = msh.topology.dim
@@ -40,6 +51,7 @@ class DensityQuadrature:
         x0 = geo[:, 0]
         J = np.stack([geo[:, 1] - x0, geo[:, 2] - x0], axis=2)  # (c, 2, 2): columns
         det = np.abs(J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0])
+        self.cell_sizes = np.sqrt(2 * det) if len(det) else np.zeros(0)  # leg of a right triangle
         self.points = (x0[:, None, :] + np.einsum("cij,qj->cqi", J, ref_pts)).reshape(-1, 2)
         self.dx = (det[:, None] * ref_w[None, :]).ravel()
         self.nq = len(ref_w)
@@ -54,9 +66,9 @@ class DensityQuadrature:
         Q = sparse.csr_matrix((vals, (rows, cols)), shape=(ncell * self.nq, nlocal))
         self.Q = Q  # point weights = Q @ p
         ye, yi = self.points[:, 0].copy(), self.points[:, 1].copy()
-        mono = np.column_stack([np.ones_like(ye), ye, yi, ye * ye, ye * yi, yi * yi,
-                                ye**3, yi**3, ye**4, yi**4])
-        self.C = np.ascontiguousarray((Q.T @ mono).T)  # (10, nlocal): raw moment sums = C p
+        self.monomials = monomials(MOMENT_DEGREE)
+        mono = np.column_stack([ye**m * yi**n for m, n in self.monomials])
+        self.C = np.ascontiguousarray((Q.T @ mono).T)  # (15, nlocal): raw moment sums = C p
         # distinct coordinates per population: marginal weights = P_b @ p
         self.axis_values, self.axis_index, self.P = [], [], []
         for b in range(2):
@@ -67,6 +79,10 @@ class DensityQuadrature:
                                   shape=(len(vals), len(inv)))
             self.P.append((A @ Q).tocsr())
 
+    def cell_size_min(self) -> float:
+        """Smallest cell size on this rank (inf without cells)."""
+        return float(self.cell_sizes.min()) if len(self.cell_sizes) else np.inf
+
     def weights(self, p: np.ndarray) -> np.ndarray:
         """p_h(y_q) |det J| w_q at every point, from the dof values ``p`` (local array)."""
         return self.Q @ p
@@ -76,8 +92,8 @@ class DensityQuadrature:
         return [P @ p for P in self.P]
 
     def moments(self, p: np.ndarray) -> np.ndarray:
-        """Partial raw sums [mass, E y_e, E y_i, E y_e^2, E y_e y_i, E y_i^2, E y_e^3,
-        E y_i^3, E y_e^4, E y_i^4] (not normalised), from the dofs ``p``."""
+        """Partial raw sums of z_e^m z_i^n p over this rank's cells, for
+        ``monomials(4)`` (first the mass), from the dofs ``p`` (not normalised)."""
         return self.C @ p
 
     def functional(self, f: np.ndarray) -> np.ndarray:

@@ -1,58 +1,173 @@
 """The coupled kinetic system (MODEL §2): densities per site + the balance constraint.
 
-:class:`KineticStepper` advances the differential-algebraic pair (a)+(b): one IMEX step
-of every site's Fokker-Planck density (:class:`~fpsolver.kinetic.group.SiteGroup`), then
-Newton for vbar at all sites from the new densities (:class:`~fpsolver.balance.
-BalanceConstraint`), then <F(vbar + .)> for the next drift. Quadrature sums are partial
-per rank and reduced over the caller's communicator outside any per-site loop; the
-Newton iteration runs redundantly on every rank on identical (root-broadcast) numbers.
+:class:`KineticStepper` advances the differential-algebraic pair (a)+(b). One step:
+
+1. the site parameters P^n = (vbar, <F>, ell, d ell/dt) decide the clusters of sites
+   sharing an implicit operator (:mod:`fpsolver.kinetic.clusters`, a stability bound);
+2. every density moves one IMEX step in its own frame (:mod:`fpsolver.kinetic.imex`);
+3. every frame moves to the new time (:mod:`fpsolver.kinetic.frame`);
+4. Newton solves the constraint for vbar at all sites from the new densities
+   (:class:`~fpsolver.balance.BalanceConstraint`) -- or, for a companion run of the
+   error estimate, vbar is taken from the main run (``vbar_source``);
+5. the moments give <F(vbar + .)>, the statistics and the frames' rates.
+
+Every :data:`CHECK_EVERY` steps, if a density has values below -:data:`OSCILLATION` of
+its peak, the cell Peclet number |bt_g| (h_g / p) / (Dt_g / 2) is measured at the dofs
+where a density is above 1e-8 of its peak; along an axis where it exceeds
+:data:`PECLET_MAX` (Galerkin elements oscillate there) the mesh is refined by two, and
+the densities move to it exactly (nested meshes: the old space is a subspace of the new
+one). Refining only on the symptom keeps brief transients of a wide initial density
+under a steep drift (which the frame absorbs within a few steps) from refining the mesh
+for the whole run.
+
+Quadrature sums are partial per rank and reduced over the caller's communicator outside
+any per-site loop; Newton, the frames and the clustering run redundantly on every rank
+on identical numbers, so results do not depend on the MPI layout.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from fpsolver.balance import BalanceConstraint
-from fpsolver.kinetic.group import SiteGroup
+from fpsolver.families import monomials
+from fpsolver.kinetic.clusters import StabilityBound, update_clusters
+from fpsolver.kinetic.densities import SiteDensities
+from fpsolver.kinetic.frame import Frame
+from fpsolver.kinetic.health import check_densities, check_moments
+from fpsolver.kinetic.imex import ImexScheme
 from fpsolver.kinetic.layout import site_layout
-from fpsolver.kinetic.meshing import state_mesh
+from fpsolver.kinetic.meshing import grade, state_mesh
+from fpsolver.kinetic.numerics import resolve_numerics
 from fpsolver.runtime.parallel import run_shared, shared_failure
 from fpsolver.scenario import PAIRS
 
-__all__ = ["KineticStepper", "BOUNDARY_LAYER"]
+__all__ = ["KineticStepper", "BOUNDARY_LAYER", "PECLET_MAX"]
+
+logger = logging.getLogger(__name__)
 
 BOUNDARY_LAYER = 0.05  # outer fraction of the half width counted as the boundary layer
-_NMOM = 10  # raw sums of DensityQuadrature.moments
+PECLET_MAX = 2.0       # cell Peclet number (node spacing) above which the mesh is refined
+OSCILLATION = 1e-7     # min/peak below -this shows Galerkin oscillations
+CHECK_EVERY = 5        # steps between resolution checks
+_SIGNIFICANT = 1e-8    # density relative to the peak below which oscillations do not count
+_MOMENTS = len(monomials(4))
+_EXTRA = 6  # F_e, F_i, F_e y_e, F_i y_i, D_e, D_i (partial sums)
+_SAMPLES = 13  # sample points per axis for the stability bound
 
 
 class KineticStepper:
     """State and one-step map of the kinetic limit on ``comm``.
 
+    Args:
+        model: the model.
+        comm: the communicator the sites are split over.
+        numerics: resolved settings (default :func:`resolve_numerics`).
+        site_ids: global indices of the sites simulated (default all).
+        vbar_source: ``step -> vbar`` (sites, 2) of those sites: the means are prescribed
+            (an error-estimate companion) instead of solved for.
+        max_dofs: refinement stops at this many dofs per site (0: never checked, for the
+            error-estimate companions, which follow the main run's mesh).
+
     Attributes (identical on every rank): ``t``, ``step_index``, ``vbar`` (sites, 2),
-    ``mF`` (sites, 2), ``lam`` (sites, 2), ``moments`` (sites, 10) raw sums, ``newton``
-    (last iterations), ``residual`` (last balance residual).
+    ``mF`` (sites, 2), ``lam`` (sites, 2), ``frame`` (the sites' frames), ``raw``
+    (sites, 15) normalised raw z-moments, ``newton`` and ``residual`` (last balance
+    solve), ``clusters`` (implicit references), ``numerics`` (the resolved settings,
+    ``cells`` updated by refinements), ``refinements`` (list of (step, cells)).
     """
 
-    def __init__(self, model, comm, *, ref_tol: float = 0.05):
-        kin = model.scenario.kinetic
+    def __init__(self, model, comm, *, numerics=None, site_ids=None, vbar_source=None,
+                 max_dofs: int = 10**6):
         self.model, self.comm = model, comm
-        self.B = model.n_sites
-        self.dt = kin.dt
+        self.numerics = numerics or resolve_numerics(model)
+        num = self.numerics
+        self.site_ids = np.arange(model.n_sites) if site_ids is None else np.asarray(site_ids)
+        self.B = len(self.site_ids)
+        self.weights = model.sites.weights[self.site_ids]
+        self.vbar_source = vbar_source
+        self.max_dofs = max_dofs
+        self.dt = num.dt          # the default step (the last one taken, once stepping)
+        self.dt_old = None        # the step before
+        self.scheme = num.scheme
         self.layout = site_layout(comm, self.B)
-        gcomm = self.layout.group_comm
-        self.smesh = run_shared(comm, state_mesh, gcomm, kin.domain, kin.half_width, kin.cells,
-                                 kin.grading)
-        self.group = run_shared(comm, SiteGroup, gcomm, self.layout.sites, model, self.smesh,
-                                ref_tol=ref_tol)
-        q = self.group.quad
-        layer = self.smesh.boundary_distance(q.points) < BOUNDARY_LAYER * self.smesh.radius
-        self.layer = q.functional(layer.astype(float))
-        self.constraint = BalanceConstraint(model)
+        K0 = np.array(model.scenario.initial.cov, float)
+        sd = np.sqrt(np.diag(K0))
+        self.corr0 = K0 / np.outer(sd, sd) if not num.fixed_frame else K0
+        self.frame = Frame(np.tile(np.diag(K0) if not num.fixed_frame else np.ones(2),
+                                   (self.B, 1)), fixed=num.fixed_frame)
+        self._build(num.cells)
+        self.constraint = BalanceConstraint(model) if vbar_source is None else None
+        self.clusters = None
+        self.refinements = []
         self.t, self.step_index = 0.0, 0
-        self.vbar_old = None
-        self.mF_old = None
+        self.vbar_old = self.mF_old = None
         self.newton, self.residual = 0, 0.0
         self._initialise()
+
+    # -- the discretisation ------------------------------------------------------------
+    def _build(self, cells) -> None:
+        """Mesh, densities (initial data), IMEX scheme, quadrature of the boundary layer
+        and the stability bound's sample points, for ``cells`` = (along z_e, z_i)."""
+        num = self.numerics
+        num.cells = (int(cells[0]), int(cells[1])) if np.ndim(cells) else (cells, cells)
+        gcomm = self.layout.group_comm
+        self.smesh = run_shared(self.comm, state_mesh, gcomm, num.domain, num.half_width,
+                                num.cells, num.grading)
+        self.dens = run_shared(self.comm, SiteDensities, gcomm, self.layout.sites, self.model,
+                               self.smesh, num.degree, self.corr0)
+        self.imex = ImexScheme(self.dens, self.scheme, num.petsc_options)
+        q = self.dens.quad
+        layer = self.smesh.boundary_distance(q.points) < BOUNDARY_LAYER * self.smesh.radius
+        self.layer = q.functional(layer.astype(float))
+        samples, sample_h = self._sample_points()
+        self.bound = StabilityBound(self.dens.operator, samples, sample_h, num.degree, self.dt)
+        X = self.dens.V.tabulate_dof_coordinates()[:self.dens.n_owned, :2]
+        self._dof_points = X
+        self._node_spacing = self._spacing(X)
+
+    def _spacing(self, X: np.ndarray) -> np.ndarray:
+        """Node spacing along each axis at the dofs X (box: the grading), (dofs, 2)."""
+        num, W = self.numerics, self.smesh.radius
+        p = num.degree
+        if self.smesh.kind != "box":
+            return np.full_like(X, self._min_cell_size() / p)
+        out = np.empty_like(X)
+        for g in range(2):
+            ds = 2.0 / num.cells[g]
+            if num.grading:
+                a = num.grading
+                s = np.arcsinh(X[:, g] / W * np.sinh(a)) / a
+                out[:, g] = W * a * np.cosh(a * s) / np.sinh(a) * ds / p
+            else:
+                out[:, g] = W * ds / p
+        return out
+
+    def _sample_points(self):
+        """Points of the state domain and the local mesh size there (box: the grading)."""
+        num, W = self.numerics, self.smesh.radius
+        s = np.linspace(-1.0, 1.0, _SAMPLES)
+        if self.smesh.kind == "box":
+            z = grade(s, W, num.grading)
+            sizes = []
+            for g in range(2):
+                ds = 2.0 / num.cells[g]
+                sizes.append(W * num.grading * np.cosh(num.grading * s) / np.sinh(num.grading)
+                             * ds if num.grading else np.full_like(s, W * ds))
+            Z0, Z1 = np.meshgrid(z, z, indexing="ij")
+            H = np.minimum(*np.meshgrid(sizes[0], sizes[1], indexing="ij"))
+            return np.column_stack([Z0.ravel(), Z1.ravel()]), H.ravel()
+        z = W * s / np.sqrt(2)
+        Z0, Z1 = np.meshgrid(z, z, indexing="ij")
+        h = self._min_cell_size()
+        return np.column_stack([Z0.ravel(), Z1.ravel()]), np.full(Z0.size, h)
+
+    def _min_cell_size(self) -> float:
+        from mpi4py import MPI
+
+        x = self.dens.quad.cell_size_min()
+        return self.comm.allreduce(x, op=MPI.MIN)
 
     # -- reductions over comm ----------------------------------------------------------
     def _sum(self, local: np.ndarray) -> np.ndarray:
@@ -64,148 +179,317 @@ class KineticStepper:
         self.comm.Bcast(out, root=0)
         return out
 
+    @property
+    def sites(self) -> np.ndarray:
+        """Indices (into this stepper's sites) of the sites this rank advances."""
+        return self.dens.sites
+
+    def params(self) -> np.ndarray:
+        """P = (vbar, <F>, ell, d ell/dt) of every site, shape (sites, 8)."""
+        return np.hstack([self.vbar, self.mF, self.frame.ell, self.frame.ell_dot()])
+
+
+    # -- expectations -----------------------------------------------------------------
     def _weights(self) -> None:
-        """Marginal weights of every local site (after a density change): ``_mw[b]`` has
-        shape (local sites, distinct y_b values)."""
-        g, q = self.group, self.group.quad
-        self._mw = [np.ascontiguousarray((P @ g.p.T).T) for P in q.P]
+        """Marginal weights of every local site (after a density or frame change).
+
+        The 1-d rule is refined with the widest frame (G(vbar + ell z) is sharp in z when
+        ell is large; Gauss-Legendre converges like rho^(-2 points), rho from tanh's
+        poles at distance pi/2): ``npts + 4 ell width`` points per interval."""
+        d, mr = self.dens, self.dens.marginals
+        ell = self.frame.ell.max(axis=0)
+        self._rule = []
+        self._mw = []
+        for b in range(2):
+            points = mr.npts + int(np.ceil(4 * ell[b] * mr.max_width(b)))
+            self._rule.append(mr.rule(b, points)[0])
+            self._mw.append(mr.weights(d.q, b, points))
 
     def expect(self, vbar: np.ndarray):
-        """(g, gp) of MODEL §2a for all sites: <G_ab(vbar_b + y_b)>, <G_ab'>."""
-        g, q = self.group, self.group.quad
+        """(g, gp) of MODEL §2a for all sites: <G_ab(vbar_b + y_b)>, <G_ab'>, y = ell z."""
+        d = self.dens
+        ell = self.frame.ell
         local = np.zeros((2, 2, 2, self.B))
+        s = d.sites
         for idx, ab in enumerate(PAIRS):
             a, b = divmod(idx, 2)
-            z = (vbar[g.sites, b][:, None] + q.axis_values[b][None, :]).ravel()
+            y = ell[s, b][:, None] * self._rule[b][None, :]
+            v = vbar[s, b][:, None] + y
             for kind, fun in enumerate((self.model.G[ab], self.model.G_prime[ab])):
-                vals = np.broadcast_to(fun(z, np), z.shape).reshape(self._mw[b].shape)
-                local[kind, a, b, g.sites] = (vals * self._mw[b]).sum(axis=1)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    vals = np.broadcast_to(fun(v, np), v.shape)
+                local[kind, a, b, s] = (vals * self._mw[b]).sum(axis=1)
         total = self._sum(local) / self.mass[None, None, None, :]
         return total[0], total[1]
 
-    def _observe(self) -> None:
-        """Moments, <F(vbar + .)>, boundary-layer mass of every site (collective)."""
-        g, q = self.group, self.group.quad
-        local = np.zeros((self.B, _NMOM + 3))
-        local[g.sites, :_NMOM] = g.p @ q.C.T
-        local[g.sites, _NMOM:_NMOM + 2] = g.mean_F(self.vbar[g.sites])
-        local[g.sites, _NMOM + 2] = g.p @ self.layer
-        total = self._sum(local)
-        self.moments = total[:, :_NMOM]
-        self.mF = total[:, _NMOM:_NMOM + 2] / self.moments[:, :1]
-        self.layer_mass = total[:, _NMOM + 2]
-        from mpi4py import MPI
-        mins = np.full(self.B, np.inf)
-        mins[g.sites] = g.min_density()
-        self.min_density = np.empty_like(mins)
-        self.comm.Allreduce(mins, self.min_density, op=MPI.MIN)
-        g.vbar[:] = self.vbar[g.sites]
-        g.mF[:] = self.mF[g.sites]
-
     def _masses(self) -> np.ndarray:
         local = np.zeros(self.B)
-        local[self.group.sites] = self._mw[0].sum(axis=1)
+        local[self.dens.sites] = self._mw[0].sum(axis=1)
         return self._sum(local)
 
+    def _observe(self, dt: float = 0.0) -> None:
+        """Moments, <F>, frame rates (``dt`` after the last), boundary mass, extreme values
+        (collective)."""
+        d = self.dens
+        s = d.sites
+        local = np.zeros((self.B, _MOMENTS + _EXTRA + 1))
+        local[s, :_MOMENTS] = d.q @ d.quad.C.T
+        local[s, _MOMENTS:_MOMENTS + _EXTRA] = d.operator.expectations(d.quad, d.q,
+                                                                      self.params()[s])
+        local[s, -1] = d.q @ self.layer
+        total = self._sum(local)
+        mass = total[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.raw = total[:, :_MOMENTS] / mass[:, None]
+            ex = total[:, _MOMENTS:_MOMENTS + _EXTRA] / mass[:, None]
+            self.layer_mass = total[:, -1] / mass
+            ell = self.frame.ell
+            mean_y = ell * self.raw[:, 1:3]
+            var_y = ell**2 * (self.raw[:, [3, 5]] - self.raw[:, 1:3] ** 2)
+            kh = -(ex[:, 2:4] - ex[:, 0:2] * mean_y) / var_y
+        self.mF = ex[:, 0:2]
+        self.frame.set_rates(kh, ex[:, 4:6], dt)
+        self.min_density, self.max_density = self._extremes()
+
+    def _extremes(self):
+        """Smallest and largest dof value of every site (collective)."""
+        from mpi4py import MPI
+
+        d = self.dens
+        lo = np.full(self.B, np.inf)
+        hi = np.full(self.B, -np.inf)
+        with np.errstate(invalid="ignore"):
+            lo[d.sites], hi[d.sites] = d.min_density(), d.max_density()
+        out_lo, out_hi = np.empty_like(lo), np.empty_like(hi)
+        self.comm.Allreduce(lo, out_lo, op=MPI.MIN)
+        self.comm.Allreduce(hi, out_hi, op=MPI.MAX)
+        return out_lo, out_hi
+
     # -- consistent initialisation (MODEL §2d) ----------------------------------------
-    def _initialise(self) -> None:
+    def _normalise(self) -> None:
         self._weights()
         mass = self._masses()
-        g = self.group
-        g.p /= mass[g.sites, None]
-        g.p_old[:] = g.p
+        self.dens.q /= mass[self.dens.sites, None]
+        self.imex.q_old[:] = self.dens.q
         self._weights()
         self.mass = self._masses()
-        self.vbar, info = self.constraint.solve(self.expect, np.zeros((self.B, 2)),
-                                                where=" at t = 0 (initialisation)")
-        self.newton, self.residual = info.iterations, info.residual
+
+    def _initialise(self) -> None:
+        self._normalise()
+        self.mF = np.zeros((self.B, 2))
+        if self.vbar_source is not None:
+            self.vbar = np.array(self.vbar_source(0), float)
+        else:
+            self.vbar, info = self.constraint.solve(self.expect, np.zeros((self.B, 2)),
+                                                    where=" at t = 0 (initialisation)")
+            self.newton, self.residual = info.iterations, info.residual
         self._observe()
         self.lam = np.zeros((self.B, 2))
 
     # -- one step ---------------------------------------------------------------------
-    def _base(self) -> np.ndarray:
-        """Predictor of vbar^{n+1}: the free part follows d vbar/dt = <F> (SBDF2/Euler)."""
-        dt = self.dt
-        if self.vbar_old is not None and self.model.scenario.kinetic.scheme == "bdf2":
-            return ((4 * self.vbar - self.vbar_old) / 3
-                    + 2 * dt / 3 * (2 * self.mF - self.mF_old))
+    def _base(self, dt: float) -> np.ndarray:
+        """Predictor of vbar^{n+1}: the free part follows d vbar/dt = <F> (variable-step
+        SBDF2, or Euler for the first step)."""
+        if self.vbar_old is not None and self.scheme == "bdf2":
+            w = dt / self.dt_old
+            rhs = ((1 + w) * self.vbar - w * w / (1 + w) * self.vbar_old
+                   + dt * ((1 + w) * self.mF - w * self.mF_old))
+            return rhs * (1 + w) / (1 + 2 * w)
         return self.vbar + dt * self.mF
 
-    def step(self) -> None:
-        """Advance densities, vbar, <F> and lambda by one time step (collective)."""
-        n, t_new = self.step_index + 1, (self.step_index + 1) * self.dt
+    def _derivative(self, vbar: np.ndarray, dt: float) -> np.ndarray:
+        """d vbar/dt at the new time level (variable-step BDF2, or a difference)."""
+        if self.vbar_old is None or self.scheme != "bdf2":
+            return (vbar - self.vbar) / dt
+        w = dt / self.dt_old
+        return ((1 + 2 * w) / (1 + w) * vbar - (1 + w) * self.vbar
+                + w * w / (1 + w) * self.vbar_old) / dt
+
+    def step(self, dt: float | None = None) -> None:
+        """Advance densities, frames, vbar, <F> and lambda by ``dt`` (default the last
+        step or ``numerics.dt``); collective."""
+        dt = self.dt if dt is None else float(dt)
+        n, t_new = self.step_index + 1, self.t + dt
         where = f" at step {n}, t = {t_new:g}"
+        if self.max_dofs and self.step_index % CHECK_EVERY == 0 and self.step_index:
+            self._check_resolution()
+        P = self.params()
+        self.bound.dt = dt
+        self.clusters = update_clusters(self.clusters, P, self.weights, self.bound,
+                                        self.imex.next_kind())
+        refs = self.clusters.site_refs()
+        s = self.dens.sites
         with shared_failure(self.comm):
-            self.group.step(where, reference=(self.vbar.mean(axis=0), self.mF.mean(axis=0)))
-        self._weights()
-        self.mass = self._masses()
-        base = self._base()
-        vbar, info = self.constraint.solve(self.expect, base, where=where)
-        self.newton, self.residual = info.iterations, info.residual
-        first = self.vbar_old is None
-        self.vbar_old, self.mF_old, v_prev = self.vbar, self.mF, self.vbar
-        if first or self.model.scenario.kinetic.scheme != "bdf2":
-            dvdt = (vbar - v_prev) / self.dt
+            self.imex.release(np.unique(refs, axis=0), dt)
+            self.imex.step(P[s], refs[s], dt, where)
+        self.frame.advance(dt)
+        with np.errstate(all="ignore"):
+            self._weights()
+            self.mass = self._masses()
+        check_densities(self, *self._extremes())
+        if self.vbar_source is not None:
+            vbar = np.array(self.vbar_source(n), float)
         else:
-            dvdt = (3 * vbar - 4 * v_prev + self._vbar_older) / (2 * self.dt)
-        self._vbar_older = v_prev
+            vbar, info = self.constraint.solve(self.expect, self._base(dt), where=where)
+            self.newton, self.residual = info.iterations, info.residual
+        dvdt = self._derivative(vbar, dt)
+        self.vbar_old, self.mF_old = self.vbar, self.mF
         self.vbar = vbar
-        self._observe()
+        self.dt_old, self.dt = dt, dt
+        self._observe(dt)
+        check_moments(self, self.statistics()["cov"])
         self.lam = dvdt - self.mF
         self.step_index, self.t = n, t_new
 
+    # -- resolution -------------------------------------------------------------------
+    def peclet(self) -> np.ndarray:
+        """Largest cell Peclet number along z_e and z_i over the sites, where the density
+        is above 1e-8 of its peak (collective; identical on every rank)."""
+        from mpi4py import MPI
+
+        d = self.dens
+        local = np.zeros(2)
+        if len(d.sites) and d.n_owned:
+            q = d.owned(d.q)
+            b, D = d.operator.coefficients(self.params()[d.sites], self._dof_points)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pe = np.abs(b) * self._node_spacing[None] / (0.5 * D)
+            big = q > _SIGNIFICANT * q.max(axis=1, keepdims=True)
+            pe = np.where(big[..., None] & np.isfinite(pe), pe, 0.0)
+            local = pe.max(axis=(0, 1))
+        out = np.empty(2)
+        self.comm.Allreduce(local, out, op=MPI.MAX)
+        return out
+
+    def _check_resolution(self) -> None:
+        lo, hi = self._extremes()
+        if (lo / np.where(hi > 0, hi, 1.0)).min() >= -OSCILLATION:
+            return
+        pe = self.peclet()
+        cells = list(self.numerics.cells)
+        for g in range(2):
+            if pe[g] > PECLET_MAX:
+                cells[g] *= 2
+        if tuple(cells) == self.numerics.cells:
+            return
+        dofs = (self.numerics.degree * cells[0] + 1) * (self.numerics.degree * cells[1] + 1)
+        if dofs > self.max_dofs or self.smesh.kind != "box":
+            if not getattr(self, "_warned_resolution", False):
+                self._warned_resolution = True
+                logger.warning("kinetic: cell Peclet number %.3g > %g at step %d (t = %g): "
+                               "densities may oscillate and turn negative, and the mesh "
+                               "cannot be refined (%s) -- fix: raise kinetic.cells",
+                               pe.max(), PECLET_MAX, self.step_index, self.t,
+                               "dof limit" if self.smesh.kind == "box" else "not a box")
+            return
+        self.remesh(tuple(cells))
+
+    def remesh(self, cells) -> None:
+        """Move every density to a nested refinement with ``cells`` (exact transfer)."""
+        from dolfinx import fem
+
+        old_V, old_q, old_q_old = self.dens.V, self.dens.q, self.imex.q_old
+        imex_state = self.imex.state()
+        self._build(cells)
+        new_V = self.dens.V
+        tdim = new_V.mesh.topology.dim
+        ncells = new_V.mesh.topology.index_map(tdim).size_local
+        cell_ids = np.arange(ncells, dtype=np.int32)
+        data = fem.create_interpolation_data(new_V, old_V, cell_ids, padding=1e-10)
+        src, dst = fem.Function(old_V), fem.Function(new_V)
+
+        def move(rows: np.ndarray) -> np.ndarray:
+            out = np.empty((len(rows), len(dst.x.array)))
+            for j, row in enumerate(rows):
+                src.x.array[:] = row
+                dst.interpolate_nonmatching(src, cell_ids, data)
+                dst.x.scatter_forward()
+                out[j] = dst.x.array
+            return out
+
+        self.dens.q = move(old_q)
+        self.imex.restore({**imex_state, "q_old": move(old_q_old),
+                           "E_old": np.zeros((len(old_q), self.dens.n_owned))})
+        self.imex.E_old_refs = None  # recomputed against the references on the new mesh
+        self._weights()
+        self.mass = self._masses()
+        self.clusters = None
+        self.refinements.append((self.step_index, self.numerics.cells))
+        logger.info("kinetic: refined the state mesh to %s cells at step %d (t = %g)",
+                    self.numerics.cells, self.step_index, self.t)
+
     # -- observables ------------------------------------------------------------------
     def statistics(self) -> dict:
-        """Mean, covariance, skewness, kurtosis per site from the raw sums."""
-        m = self.moments
-        mass = m[:, 0]
-        mean = m[:, 1:3] / mass[:, None]
-        Eyy = np.stack([m[:, 3], m[:, 4], m[:, 5]], 1) / mass[:, None]
-        cov = np.empty((self.B, 2, 2))
-        cov[:, 0, 0] = Eyy[:, 0] - mean[:, 0] ** 2
-        cov[:, 0, 1] = cov[:, 1, 0] = Eyy[:, 1] - mean[:, 0] * mean[:, 1]
-        cov[:, 1, 1] = Eyy[:, 2] - mean[:, 1] ** 2
-        E2 = Eyy[:, [0, 2]]
-        E3 = m[:, 6:8] / mass[:, None]
-        E4 = m[:, 8:10] / mass[:, None]
-        mu = mean
+        """Mean, covariance, skewness, kurtosis of y per site from the z-moments."""
+        r, ell = self.raw, self.frame.ell
+        idx = {mn: k for k, mn in enumerate(monomials(4))}
+        mz = r[:, 1:3]
+        cz = np.empty((self.B, 2, 2))
+        cz[:, 0, 0] = r[:, idx[(2, 0)]] - mz[:, 0] ** 2
+        cz[:, 1, 1] = r[:, idx[(0, 2)]] - mz[:, 1] ** 2
+        cz[:, 0, 1] = cz[:, 1, 0] = r[:, idx[(1, 1)]] - mz[:, 0] * mz[:, 1]
+        cov = cz * ell[:, :, None] * ell[:, None, :]
+        E2 = np.stack([r[:, idx[(2, 0)]], r[:, idx[(0, 2)]]], 1)
+        E3 = np.stack([r[:, idx[(3, 0)]], r[:, idx[(0, 3)]]], 1)
+        E4 = np.stack([r[:, idx[(4, 0)]], r[:, idx[(0, 4)]]], 1)
+        mu = mz
         var = E2 - mu**2
         mu3 = E3 - 3 * mu * E2 + 2 * mu**3
         mu4 = E4 - 4 * mu * E3 + 6 * mu**2 * E2 - 3 * mu**4
-        return {"mass": mass, "mean": mean, "cov": cov, "skewness": mu3 / var**1.5,
-                "kurtosis": mu4 / var**2}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            skew, kurt = mu3 / var**1.5, mu4 / var**2
+        return {"mass": self.mass, "mean": mz * ell, "cov": cov, "skewness": skew,
+                "kurtosis": kurt}
 
     def marginals(self, edges: list[np.ndarray]) -> list[np.ndarray]:
-        """Marginal densities of y_e and y_i on the bins ``edges``, shape (sites, bins)."""
+        """Marginal densities of z_e and z_i on the bins ``edges`` (z units), (sites, bins)."""
         out = []
-        q = self.group.quad
+        q = self.dens.quad
         for b in range(2):
             local = np.zeros((self.B, len(edges[b]) - 1))
-            for j, site in enumerate(self.group.sites):
-                local[site] = q.histogram(self.group.point_weights(j), edges[b], b)
+            for j, site in enumerate(self.dens.sites):
+                local[site] = q.histogram(self.dens.point_weights(j), edges[b], b)
             out.append(self._sum(local) / np.diff(edges[b])[None, :])
         return out
 
     # -- checkpoint support -----------------------------------------------------------
     def state(self) -> dict:
-        """This rank's arrays that continue the run exactly (dofs, history, vbar, time)."""
-        s = {f"group_{k}": v for k, v in self.group.state().items()}
-        s.update({"t": np.array(self.t), "step_index": np.array(self.step_index),
-                  "vbar": self.vbar.copy(), "mF": self.mF.copy(), "lam": self.lam.copy(),
-                  "have_old": np.array(self.vbar_old is not None)})
+        """This rank's arrays that continue the run exactly."""
+        s = {"q": self.dens.q.copy(), **{f"imex_{k}": v for k, v in self.imex.state().items()},
+             **self.frame.state(), "t": np.array(self.t), "step_index": np.array(self.step_index),
+             "vbar": self.vbar.copy(), "mF": self.mF.copy(), "lam": self.lam.copy(),
+             "cells": np.array(self.numerics.cells), "dt": np.array(self.dt),
+             "have_old": np.array(self.vbar_old is not None)}
         if self.vbar_old is not None:
             s.update({"vbar_old": self.vbar_old, "mF_old": self.mF_old,
-                      "vbar_older": self._vbar_older})
+                      "dt_old": np.array(self.dt_old)})
+        if self.clusters is not None:
+            s.update({"cluster_label": self.clusters.label, "cluster_refs": self.clusters.refs})
         return s
 
     def restore(self, s: dict) -> None:
         """Continue from :meth:`state` (collective)."""
-        self.group.restore({k[6:]: v for k, v in s.items() if k.startswith("group_")})
+        from fpsolver.kinetic.clusters import Clusters
+
+        cells = tuple(int(c) for c in s["cells"])
+        if cells != self.numerics.cells:
+            self._build(cells)
+        self.dens.q = np.array(s["q"], float)
+        self.imex.restore({k[5:]: v for k, v in s.items() if k.startswith("imex_")})
+        self.frame.restore(s)
         self.t, self.step_index = float(s["t"]), int(s["step_index"])
         self.vbar, self.lam = np.array(s["vbar"]), np.array(s["lam"])
+        self.mF = np.array(s["mF"])
+        self.dt = float(s["dt"])
         if bool(s["have_old"]):
             self.vbar_old, self.mF_old = np.array(s["vbar_old"]), np.array(s["mF_old"])
-            self._vbar_older = np.array(s["vbar_older"])
+            self.dt_old = float(s["dt_old"])
+        self.clusters = None
+        if "cluster_label" in s:
+            self.clusters = Clusters(np.array(s["cluster_label"], int),
+                                     np.array(s["cluster_refs"], float))
         self._weights()
         self.mass = self._masses()
+        rates = self.frame.rates, self.frame.rates_old, self.frame.gap
         self._observe()
+        self.frame.rates, self.frame.rates_old, self.frame.gap = rates
