@@ -206,7 +206,9 @@ class ImexScheme:
     def state(self) -> dict:
         s = {"q_old": self.q_old.copy(), "dt_old": np.array(self.dt_old or 0.0)}
         if self.have_old:
-            s.update({"E_old": self.E_old.copy(), "E_old_refs": self.E_old_refs.copy(),
+            refs = (self.E_old_refs if self.E_old_refs is not None   # None: stale, NaN
+                    else np.full_like(self.P_old, np.nan))
+            s.update({"E_old": self.E_old.copy(), "E_old_refs": refs.copy(),
                       "P_old": self.P_old.copy()})
         return s
 
@@ -215,5 +217,6 @@ class ImexScheme:
         self.dt_old = float(s["dt_old"]) or None
         if self.have_old:
             self.E_old = np.array(s["E_old"], float)
-            self.E_old_refs = np.array(s["E_old_refs"], float)
+            refs = np.array(s["E_old_refs"], float)
+            self.E_old_refs = None if np.isnan(refs).any() else refs
             self.P_old = np.array(s["P_old"], float)

@@ -16,9 +16,10 @@ its peak, the cell Peclet number |bt_g| (h_g / p) / (Dt_g / 2) is measured at th
 where a density is above 1e-8 of its peak; along an axis where it exceeds
 :data:`PECLET_MAX` (Galerkin elements oscillate there) the mesh is refined by two, and
 the densities move to it exactly (nested meshes: the old space is a subspace of the new
-one). Refining only on the symptom keeps brief transients of a wide initial density
-under a steep drift (which the frame absorbs within a few steps) from refining the mesh
-for the whole run.
+one). Refining only on the symptom keeps mild transients from refining the mesh; when
+the Peclet number of an axis is back below a quarter of the limit (the transient of a
+wide initial density under a steep drift is over) the refinement is undone (nodal
+injection, mass restored to 1), so it does not cost the rest of the run.
 
 Quadrature sums are partial per rank and reduced over the caller's communicator outside
 any per-site loop; Newton, the frames and the clustering run redundantly on every rank
@@ -98,6 +99,7 @@ class KineticStepper:
         self.frame = Frame(np.tile(np.diag(K0) if not num.fixed_frame else np.ones(2),
                                    (self.B, 1)), fixed=num.fixed_frame)
         self._build(num.cells)
+        self._base_cells = tuple(num.cells)   # refinements are undone down to these
         self.constraint = BalanceConstraint(model) if vbar_source is None else None
         self.clusters = None
         self.refinements = []
@@ -364,6 +366,7 @@ class KineticStepper:
     def _check_resolution(self) -> None:
         lo, hi = self._extremes()
         if (lo / np.where(hi > 0, hi, 1.0)).min() >= -OSCILLATION:
+            self._check_coarsening()
             return
         pe = self.peclet()
         cells = list(self.numerics.cells)
@@ -384,11 +387,24 @@ class KineticStepper:
             return
         self.remesh(tuple(cells))
 
+    def _check_coarsening(self) -> None:
+        """Undo a refinement along an axis whose Peclet number is back below
+        ``PECLET_MAX / 4`` (after a transient): halving the cells keeps it below half
+        the limit, so it does not oscillate back."""
+        if tuple(self.numerics.cells) == self._base_cells:
+            return
+        pe = self.peclet()
+        cells = [c // 2 if c > b and p < PECLET_MAX / 4 else c
+                 for c, b, p in zip(self.numerics.cells, self._base_cells, pe)]
+        if tuple(cells) != tuple(self.numerics.cells):
+            self.remesh(tuple(cells))
+
     def remesh(self, cells) -> None:
         """Move every density to a nested refinement with ``cells`` (exact transfer)."""
         from dolfinx import fem
 
         old_V, old_q, old_q_old = self.dens.V, self.dens.q, self.imex.q_old
+        old_cells = self.numerics.cells
         imex_state = self.imex.state()
         self._build(cells)
         new_V = self.dens.V
@@ -407,16 +423,24 @@ class KineticStepper:
                 out[j] = dst.x.array
             return out
 
+        coarser = np.prod(cells) < np.prod(old_cells)
         self.dens.q = move(old_q)
         self.imex.restore({**imex_state, "q_old": move(old_q_old),
                            "E_old": np.zeros((len(old_q), self.dens.n_owned))})
         self.imex.E_old_refs = None  # recomputed against the references on the new mesh
         self._weights()
         self.mass = self._masses()
+        if coarser:  # nodal injection is not conservative: restore mass 1 (error O(h^3))
+            scale = 1.0 / self.mass[self.dens.sites]
+            self.dens.q *= scale[:, None]
+            self.imex.q_old *= scale[:, None]
+            self._weights()
+            self.mass = self._masses()
         self.clusters = None
         self.refinements.append((self.step_index, self.numerics.cells))
-        logger.info("kinetic: refined the state mesh to %s cells at step %d (t = %g)",
-                    self.numerics.cells, self.step_index, self.t)
+        logger.info("kinetic: %s the state mesh to %s cells at step %d (t = %g)",
+                    "coarsened" if coarser else "refined", self.numerics.cells,
+                    self.step_index, self.t)
 
     # -- observables ------------------------------------------------------------------
     def statistics(self) -> dict:
