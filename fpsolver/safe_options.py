@@ -95,8 +95,8 @@ def check_petsc_options(options: dict) -> None:
             why = ("writes files or runs code" if re.search(
                 r"view|monitor|python|options_file|draw|log|history|dump|save|test", key)
                 else "is not a solver choice fpsolver allows")
-            close = difflib.get_close_matches(key, list(_ALLOWED), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
+            close = difflib.get_close_matches(key, list(_ALLOWED), n=1, cutoff=0.8)
+            hint = f"did you mean '{close[0]}'? " if close and "allows" in why else ""
             _refuse(key, f"option '{key}' {why}", hint + FIX)
         if isinstance(value, str) and (":" in value or "/" in value or "\\" in value):
             _refuse(key, f"value {value!r} looks like a path or a viewer", "give a plain "
