@@ -320,11 +320,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fpsolver: error: {found[0]}", file=sys.stderr)
         return found[1]
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("fpsolver: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -135,7 +135,8 @@ def unused_petsc_options(options: dict, defaults: dict | None = None) -> list[st
         elif key.startswith("pc_factor_") or key.startswith("mat_mumps_"):
             used = pc in ("lu", "cholesky", "ilu", "icc")
             if key.startswith("mat_mumps_"):
-                used = used and merged.get("pc_factor_mat_solver_type", "mumps") == "mumps"
+                used = pc in ("lu", "cholesky") and merged.get(
+                    "pc_factor_mat_solver_type", "mumps") == "mumps"
         elif key.startswith("pc_asm_") or key.startswith("sub_"):
             used = pc in ("asm", "bjacobi")
         elif key.startswith("pc_sor_"):

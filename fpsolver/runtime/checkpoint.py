@@ -200,7 +200,8 @@ def read_manifest(directory) -> dict:
     found = manifest.get("format") if isinstance(manifest, dict) else None
     if found not in (FORMAT, *OLD_FORMATS):
         raise CheckpointError(f"{path} is not an fpsolver checkpoint manifest "
-                              f"(format {found!r}, expected {FORMAT!r})")
+                              f"(format {found!r}, expected {FORMAT!r}) -- fix: give the "
+                              "directory a run wrote with --checkpoint-dir, or restart")
     kinds = {"snapshot": str, "step": int, "time": (int, float), "ranks": int,
              "scenario_toml": str}
     bad = [k for k, t in kinds.items() if isinstance(manifest.get(k), bool)
