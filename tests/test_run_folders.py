@@ -159,8 +159,9 @@ def test_full_disk_is_refused_before_the_work(small_fs, capsys):
 def test_disk_full_while_writing_leaves_a_refused_folder(small_fs, capsys):
     out = small_fs / "out"
     (small_fs / "filler").write_bytes(b"\0" * (2 * 2**20 - 200 * 1024))
-    code = main(["gaussian", "ring-bump", "--set", "space.sites=200", "--set", "t_end=4",
-                 "--set", "record.every=0.001", "--out", str(out)])
+    code = main(["gaussian", "ring-oscillation", "--set", "space.sites=256", "--set",
+                 "t_end=1", "--set", "record.every=0.001", "--set", "kinetic.dt=0.01",
+                 "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "No space left" in err and "Traceback" not in err, err
     with pytest.raises(RunFolderError):
