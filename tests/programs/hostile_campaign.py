@@ -47,9 +47,10 @@ PETSC = ['{ksp_type="python", ksp_python_type="helpers.Evil"}', '{ksp_view="asci
 
 
 def _digest(folder: Path) -> str:
+    """Checksum of a run folder's files (figures/ excluded: `plot` adds them)."""
     h = hashlib.sha256()
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.name.startswith("."):
+        if p.is_file() and not p.name.startswith(".") and "figures" not in p.parts:
             h.update(str(p.relative_to(folder)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()
