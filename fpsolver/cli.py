@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -21,13 +22,18 @@ logger = logging.getLogger("fpsolver")
 
 def _scenario_args(p: argparse.ArgumentParser, out: bool = True) -> None:
     p.add_argument("scenario", help=f"a shipped scenario ({', '.join(scenario_names())}) "
-                   "or the path of a TOML file")
+                   "or the path of a TOML file; a shipped name wins over a same-named file "
+                   "in the current directory (write ./NAME for the file)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set populations.e.tau=0.5 --set n=1000 "
                    "(values in TOML syntax; repeatable)")
     if out:
         p.add_argument("--out", type=Path, help="output directory (summary.json, "
-                       "observables.nc, scenario.toml)")
+                       "observables.nc, scenario.toml, manifest.json); it must not hold "
+                       "another run")
+        p.add_argument("--overwrite", action="store_true", help="replace the run already "
+                       "in --out (its outputs, snapshots, checkpoint and stability output "
+                       "are removed before the work starts)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="fpsolver", description="Kinetic limit of balanced E-I networks: particle "
         "simulator, finite-element Fokker-Planck solver, Gaussian reduction, stability.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of every "
+                        "failure (by default expected failures are one line with the fix)")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -82,13 +90,40 @@ def _version() -> str:
     return f"fpsolver {__version__}"
 
 
-def _write(args, scenario, result) -> None:
+def _write(args, scenario, result, folder=None, status: str = "complete") -> dict | None:
+    """Write the outputs into ``--out`` (if given), holding SIGTERM/SIGINT until done."""
     if args.out is None:
-        return
+        return None
     from fpsolver.output import write_outputs
+    from fpsolver.rundir import deferred_signals
 
-    paths = write_outputs(args.out, scenario, result)
-    print(f"wrote {paths['summary']} and {paths['observables']}")
+    with deferred_signals() as held:
+        paths = write_outputs(args.out, scenario, result, status=status,
+                              run_id=folder.run_id if folder else None,
+                              command=" ".join(sys.argv[1:]))
+    if held:
+        print(f"fpsolver: {', '.join(held)} arrived while the outputs were written; they "
+              "are complete", file=sys.stderr)
+    if status == "complete":
+        print(f"wrote {paths['summary']} and {paths['observables']}")
+    return paths
+
+
+def _folder(args, keep=()):
+    """The locked, checked ``--out`` folder of a run (a context manager), or a null one."""
+    import contextlib
+
+    from fpsolver.rundir import RunFolder
+
+    if getattr(args, "out", None) is None:
+        return contextlib.nullcontext()
+    return RunFolder(args.out, overwrite=args.overwrite, keep=keep)
+
+
+def _preflight(args, scenario, solver, comm_size=1):
+    from fpsolver.preflight import preflight
+
+    return preflight(scenario, solver, out=getattr(args, "out", None), comm_size=comm_size)
 
 
 def _print_final(label: str, result, suffix: str) -> None:
@@ -103,25 +138,26 @@ def _cmd_particles(args) -> int:
     from fpsolver.runtime import Interrupted
 
     scenario = load_scenario(args.scenario, args.overrides)
-    try:
-        result = run_particles(scenario, progress=False if args.quiet else None)
-    except Interrupted as exc:
-        return _particles_interrupted(args, scenario, exc)
-    _print_final(f"{scenario.name}: n = {scenario.n}", result, "")
-    _write(args, scenario, result)
+    with _folder(args) as folder:
+        _preflight(args, scenario, "particles")
+        try:
+            result = run_particles(scenario, progress=False if args.quiet else None)
+        except Interrupted as exc:
+            return _particles_interrupted(args, scenario, exc, folder)
+        _print_final(f"{scenario.name}: n = {scenario.n}", result, "")
+        _write(args, scenario, result, folder)
     return 0
 
 
-def _particles_interrupted(args, scenario, exc) -> int:
-    """Write the records an interrupted particle run reached (``exc.result``, if ``--out``),
-    say so on stderr; exit code 3."""
+def _particles_interrupted(args, scenario, exc, folder=None) -> int:
+    """Write the records an interrupted particle run reached (``exc.result``, if ``--out``)
+    marked ``interrupted``, say so on stderr; exit code 3. The folder was claimed at the
+    start, so this never replaces a complete result."""
     kept = f"the records up to t = {exc.result.t[-1]:.6g}"
     if args.out is None:
         saved = f"nothing written (no --out; {kept} are lost)"
     else:
-        from fpsolver.output import write_outputs
-
-        paths = write_outputs(args.out, scenario, exc.result)
+        paths = _write(args, scenario, exc.result, folder, status="interrupted")
         saved = f"wrote {kept} to {paths['summary']} and {paths['observables']}"
     print(f"fpsolver: particle run interrupted by {exc.signal_name} at t = {exc.time:.6g} "
           f"(step {exc.step}); {saved}", file=sys.stderr)
@@ -132,7 +168,15 @@ def _cmd_gaussian(args) -> int:
     from fpsolver.gaussian import run_gaussian
 
     scenario = load_scenario(args.scenario, args.overrides)
-    result = run_gaussian(scenario)
+    with _folder(args) as folder:
+        _preflight(args, scenario, "gaussian")
+        result = run_gaussian(scenario)
+        _print_gaussian(result)
+        _write(args, scenario, result, folder)
+    return 0
+
+
+def _print_gaussian(result) -> None:
     s = result.site_average()
     print(f"{'t':>8} {'K_ee':>10} {'K_ii':>10} {'vbar_e':>10} {'vbar_i':>10}")
     stride = max(1, len(s["t"]) // 10)
@@ -140,27 +184,35 @@ def _cmd_gaussian(args) -> int:
                                                     if (len(s["t"]) - 1) % stride else []):
         print(f"{s['t'][k]:8.3f} {s['K_ee'][k]:10.6f} {s['K_ii'][k]:10.6f} "
               f"{s['vbar_e'][k]:10.6f} {s['vbar_i'][k]:10.6f}")
-    _write(args, scenario, result)
-    return 0
 
 
 def _cmd_stability(args) -> int:
     from fpsolver.stability import analyse_stability
 
     scenario = load_scenario(args.scenario, args.overrides)
-    report = analyse_stability(scenario, time=args.time)
-    if args.json:
-        print(json.dumps({"scenario": scenario.name, **report.to_dict()}, indent=1))
-    else:
-        print(f"scenario {scenario.name}")
-        print(report.text())
-    if args.out is not None:
-        from fpsolver.output import atomic_write
+    if not math.isfinite(args.time) or args.time < 0:
+        raise FpsolverError(f"--time must be a finite time >= 0, got {args.time} -- fix: "
+                            "give e.g. --time 0")
+    with _folder(args) as folder:
+        _preflight(args, scenario, "stability")
+        report = analyse_stability(scenario, time=args.time)
+        if args.json:
+            print(json.dumps({"scenario": scenario.name, **report.to_dict()}, indent=1))
+        else:
+            print(f"scenario {scenario.name}")
+            print(report.text())
+        if folder is not None:
+            from fpsolver.output import atomic_write
+            from fpsolver.rundir import deferred_signals, write_manifest
 
-        args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write(args.out / "stability.json",
-                     lambda p: p.write_text(json.dumps(report.to_dict(), indent=1)))
-        atomic_write(args.out / "scenario.toml", lambda p: p.write_text(to_toml(scenario)))
+            body = {**report.to_dict(), "run_id": folder.run_id, "status": "complete"}
+            toml = f"# fpsolver run {folder.run_id} (complete)\n" + to_toml(scenario)
+            with deferred_signals():
+                atomic_write(args.out / "stability.json",
+                             lambda p: p.write_text(json.dumps(body, indent=1)))
+                atomic_write(args.out / "scenario.toml", lambda p: p.write_text(toml))
+                write_manifest(args.out, folder.run_id, ["stability.json", "scenario.toml"],
+                               command=" ".join(sys.argv[1:]))
     return 0
 
 
@@ -186,16 +238,27 @@ def _cmd_kinetic(args) -> int:
 
 def _run_kinetic(args, comm) -> int:
     from fpsolver.kinetic import run_kinetic
-    from fpsolver.runtime.cliargs import run_control
+    from fpsolver.runtime.cliargs import checkpoint_dir, run_control
+    from fpsolver.runtime.parallel import run_shared
 
     scenario = load_scenario(args.scenario, args.overrides)
-    snap = args.out / "snapshots" if (args.snapshots and args.out) else None
-    with run_control(args, scenario, comm) as control:
-        result = run_kinetic(scenario, comm=comm, progress=False if args.quiet else None,
-                             snapshot_dir=snap, control=control)
-    if comm.rank == 0:
-        _print_final(scenario.name, result, f" on {comm.size} rank(s)")
-        _write(args, scenario, result)
+    keep = [p for p in (args.resume, args.checkpoint_dir) if p is not None]
+    folder = _folder(args, keep=keep + [checkpoint_dir(args, scenario)]) if comm.rank == 0 \
+        else None
+    try:
+        run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
+        run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario, "kinetic",
+                                                               comm.size))
+        snap = args.out / "snapshots" if (args.snapshots and args.out) else None
+        with run_control(args, scenario, comm) as control:
+            result = run_kinetic(scenario, comm=comm, progress=False if args.quiet else None,
+                                 snapshot_dir=snap, control=control)
+        if comm.rank == 0:
+            _print_final(scenario.name, result, f" on {comm.size} rank(s)")
+            _write(args, scenario, result, folder if args.out else None)
+    finally:
+        if folder is not None:
+            folder.__exit__(None, None, None)
     return 0
 
 
@@ -212,12 +275,14 @@ def _cmd_show(args) -> int:
 
 def _cmd_plot(args) -> int:
     from fpsolver.plotting import plot_run
+    from fpsolver.rundir import verify_run_folder
 
     for d in [args.out_dir, *args.compare]:
         if not (d / "observables.nc").is_file():
             print(f"fpsolver: error: {d} has no observables.nc -- fix: give the --out "
                   "directory of a run", file=sys.stderr)
             return 2
+        verify_run_folder(d)  # complete, unaltered, one run
     for path in plot_run(args.out_dir, compare=args.compare):
         print(f"wrote {path}")
     return 0
@@ -240,15 +305,21 @@ _COMMANDS = {"particles": _cmd_particles, "gaussian": _cmd_gaussian,
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 bad input or failed run, 3 interrupted
     by SIGTERM/SIGINT after saving what it could: kinetic a checkpoint, particles the
-    records reached)."""
+    records reached). Expected failures (:mod:`fpsolver.failures`) are one line with the
+    fix; ``--debug`` shows their traceback."""
+    from fpsolver.failures import describe
+
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return _COMMANDS[args.command](args)
-    except FpsolverError as exc:
-        print(f"fpsolver: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # noqa: BLE001 - expected failures become one line
+        found = describe(exc)
+        if found is None or args.debug:
+            raise
+        print(f"fpsolver: error: {found[0]}", file=sys.stderr)
+        return found[1]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ e-i coupling, ``(L v)_a = sum_b L_ab v_b``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -208,14 +207,9 @@ def kernel_family(name: str, *, coefficients: dict, width: float = 1.0,
 
 
 def _read_matrix(file: str, B: int) -> np.ndarray:
-    try:
-        M = np.load(Path(file))
-    except (OSError, ValueError) as exc:
-        raise ScenarioError("kernel.file", f"cannot read {file}: {exc}",
-                            "give a .npy file saved with numpy.save") from exc
-    if M.shape != (B, B):
-        raise ScenarioError("kernel.file", f"matrix has shape {M.shape}, the space has "
-                            f"{B} sites", f"give a ({B}, {B}) matrix or change space.sites")
+    from fpsolver.paths import load_matrix  # a regular file, size-limited, no pickle
+
+    M = load_matrix(file, "kernel.file", (B, B))
     if (M < 0).any() or not np.isfinite(M).all():
         raise ScenarioError("kernel.file", "matrix has negative or non-finite entries",
                             "kernels must be finite and >= 0")

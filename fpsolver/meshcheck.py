@@ -59,7 +59,11 @@ def check_mesh_file(path, *, field: str, contains_origin: bool = False,
     Raises:
         MeshError: naming the field, the file and the fix.
     """
+    from fpsolver.paths import check_input_file
+
     file = Path(path)
+    if file.exists():
+        check_input_file(file, field)  # a regular file below the size limit
     if not file.exists():
         raise MeshError(f"{field}: mesh file {file} not found -- give an existing mesh file "
                         "(or 'box' / 'disk' for a generated state domain)")

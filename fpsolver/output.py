@@ -11,7 +11,10 @@ and the kinetic solver, so any two runs compare directly:
   passed in :attr:`RunResult.extra`.
 
 Every file is written to a temporary name and renamed, so an interrupted write leaves
-the previous file intact.
+the previous file intact; the folder's ``manifest.json`` (:mod:`fpsolver.rundir`) is
+removed first and written last, listing the files with their checksums and the run id
+they all carry, so a folder whose writing was cut is recognisably incomplete and
+:func:`read_observables` refuses it.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def _to_dataset(scenario: Scenario, result: RunResult):
+def _to_dataset(scenario: Scenario, result: RunResult, run_attrs: dict):
     import xarray as xr
 
     pops = ["e", "i"]
@@ -102,7 +105,7 @@ def _to_dataset(scenario: Scenario, result: RunResult):
               "population": pops, "population_": pops}
     attrs = {"scenario_name": scenario.name, "scenario_toml": to_toml(scenario),
              "solver": result.kind, "fpsolver_version": _version(),
-             "space": result.sites.kind}
+             "space": result.sites.kind, **run_attrs}
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
@@ -119,30 +122,64 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def write_outputs(out_dir: str | Path, scenario: Scenario, result: RunResult) -> dict:
-    """Write ``summary.json``, ``observables.nc`` and ``scenario.toml`` into ``out_dir``.
+def write_outputs(out_dir: str | Path, scenario: Scenario, result: RunResult, *,
+                  run_id: str | None = None, status: str = "complete",
+                  also: tuple[str, ...] = ("snapshots",), command: str = "") -> dict:
+    """Write ``summary.json``, ``observables.nc`` and ``scenario.toml`` into ``out_dir``,
+    then ``manifest.json`` listing them (and the folders ``also`` names, if present).
+
+    Args:
+        run_id: the id every file carries (default: a new one).
+        status: ``complete``, or ``interrupted`` for the records an interrupted run
+            reached (also in every file's attributes).
 
     Returns:
         The paths written, by name.
     """
+    from fpsolver.rundir import MANIFEST, new_run_id, write_manifest
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    run_id = run_id or new_run_id()
+    run_attrs = {"run_id": run_id, "status": status}
     summary = {"solver": result.kind, "scenario": scenario.to_dict(),
                "fpsolver_version": _version(), "seed": scenario.seed, **result.info,
-               "series": result.site_average()}
+               **run_attrs, "series": result.site_average()}
     paths = {"summary": out / "summary.json", "observables": out / "observables.nc",
              "scenario": out / "scenario.toml"}
-    atomic_write(paths["scenario"], lambda p: p.write_text(to_toml(scenario)))
+    if len(summary["series"]["t"]) != len(result.vbar):  # never write a mixed set
+        raise ValueError(f"{len(summary['series']['t'])} record times for "
+                         f"{len(result.vbar)} records")
+    dataset = _to_dataset(scenario, result, run_attrs)
+    (out / MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the end
+    toml = f"# fpsolver run {run_id} ({status})\n" + to_toml(scenario)
+    atomic_write(paths["scenario"], lambda p: p.write_text(toml, encoding="utf-8"))
     atomic_write(paths["summary"],
                  lambda p: p.write_text(json.dumps(summary, indent=1, default=_jsonable)))
-    dataset = _to_dataset(scenario, result)
     atomic_write(paths["observables"], lambda p: dataset.to_netcdf(p, engine=NETCDF_ENGINE))
+    paths["manifest"] = write_manifest(out, run_id, [p.name for p in paths.values()]
+                                       + list(also), status=status, command=command)
     return paths
 
 
-def read_observables(out_dir: str | Path):
-    """Open ``observables.nc`` of a run as an ``xarray.Dataset`` (loaded into memory)."""
+def read_observables(out_dir: str | Path, *, verify: bool = True):
+    """Open ``observables.nc`` of a run as an ``xarray.Dataset`` (loaded into memory).
+
+    With ``verify`` (default) the folder must hold one complete run: its manifest
+    present and every file matching its checksum (:func:`fpsolver.rundir.verify_run_folder`),
+    else :class:`~fpsolver.rundir.RunFolderError`.
+    """
     import xarray as xr
 
-    with xr.open_dataset(Path(out_dir) / "observables.nc", engine=NETCDF_ENGINE) as ds:
+    out = Path(out_dir)
+    if verify and out.is_dir():
+        from fpsolver.rundir import verify_run_folder
+
+        manifest = verify_run_folder(out)
+        if "observables.nc" not in manifest["files"]:
+            from fpsolver.rundir import RunFolderError
+
+            raise RunFolderError(f"{out} holds a run without observables.nc (a stability "
+                                 "analysis?) -- fix: give the --out folder of a solver run")
+    with xr.open_dataset(out / "observables.nc", engine=NETCDF_ENGINE) as ds:
         return ds.load()

@@ -51,6 +51,11 @@ FRAMES = ("adaptive", "fixed")
 MAX_CELLS = 4096  # cells per side of the state box
 MAX_STEPS = 10**10  # time steps of one run; beyond, a typo is likelier than a plan
 MAX_RECORDS = 10**7  # recording times (each stores every site)
+MAX_SCENARIO_BYTES = 1 << 20  # a scenario file is a few kB; more is not a scenario
+MAX_NAME = 200  # characters of ``name``
+MAX_TOML_DEPTH = 32  # nesting of tables / arrays in a scenario file
+BOUNDS = {"tau": (1e-6, 1e6), "sigma": (0.0, 1e6), "input": (-1e9, 1e9),
+          "input_cos": (-1e9, 1e9)}  # |values| beyond are typos (and overflow the C code)
 
 
 def _doc(text: str, default=dataclasses.MISSING, factory=dataclasses.MISSING):
@@ -104,6 +109,12 @@ class Population:
         for name in ("input", "input_cos"):
             if not math.isfinite(getattr(self, name)):
                 raise ScenarioError(f"{path}.{name}", "must be finite", "give a real number")
+        for name, (low, high) in BOUNDS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ScenarioError(f"{path}.{name}", f"{value:g} is outside [{low:g}, "
+                                    f"{high:g}]", "give a value in that range (rescale "
+                                    "time or voltage if you really need more)")
 
 
 @dataclass
@@ -335,11 +346,9 @@ class Kinetic:
         if not (1e-12 <= self.tol <= 0.5):
             raise ScenarioError(f"{path}.tol", f"must be in [1e-12, 0.5], got {self.tol}",
                                 "give a relative tolerance such as 1e-4")
-        for key, value in self.petsc_options.items():
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                raise ScenarioError(f"{path}.petsc_options.{key}", f"PETSc option values are "
-                                    f"strings or numbers, got {value!r}",
-                                    'e.g. petsc_options = { ksp_type = "preonly" }')
+        from fpsolver.safe_options import check_petsc_options
+
+        check_petsc_options(self.petsc_options)  # an allow-list: no viewers, files, code
 
 
 @dataclass
@@ -367,12 +376,17 @@ class Scenario:
 
     def check(self) -> None:
         """Validate every field; raise :class:`ScenarioError` on the first bad one."""
+        if "\n" in self.name or "\r" in self.name or not self.name.isprintable() or \
+                len(self.name) > MAX_NAME:
+            raise ScenarioError("name", f"must be one printable line of at most {MAX_NAME} "
+                                f"characters, got {self.name[:60]!r}", "give a short label")
         if self.n < 1:
             raise ScenarioError("n", f"must be >= 1, got {self.n}", "give the number of pairs")
         _positive("dt", self.dt, "give a time step > 0, e.g. 1e-3")
         _positive("t_end", self.t_end, "give a final time > 0")
         if not 0 <= self.seed < 2**63:
-            raise ScenarioError("seed", f"must be >= 0, got {self.seed}", "give a seed >= 0")
+            raise ScenarioError("seed", f"must be in [0, 2**63), got {self.seed}",
+                                "give a seed >= 0 below 9223372036854775808")
         if self.t_end < self.dt:
             raise ScenarioError("t_end", f"t_end={self.t_end} is shorter than dt={self.dt}",
                                 "make t_end >= dt")
@@ -463,27 +477,93 @@ def scenario_names() -> list[str]:
     return sorted(p.name[:-5] for p in files if p.name.endswith(".toml"))
 
 
+def _looks_like_path(arg: str) -> bool:
+    return "/" in arg or "\\" in arg or arg.endswith(".toml") or arg.startswith(".")
+
+
+def _read_text(path: Path, label: str) -> str:
+    """The text of a scenario file: a regular UTF-8 file of at most MAX_SCENARIO_BYTES."""
+    import stat
+
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ScenarioError("scenario", f"{label} is a directory",
+                                f"give a TOML file or one of {scenario_names()}")
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError("scenario", f"{label} is not a regular file (a device or "
+                                "pipe)", "give a TOML file")
+        if info.st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError("scenario", f"{label} has {info.st_size} bytes (limit "
+                                f"{MAX_SCENARIO_BYTES})", "a scenario is a small TOML file")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SCENARIO_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError("scenario", f"cannot read {label}: {exc.strerror or exc}",
+                            "give a readable TOML file") from exc
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError("scenario", f"{label} is larger than {MAX_SCENARIO_BYTES} bytes",
+                            "a scenario is a small TOML file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError("scenario", f"{label} is not UTF-8 text (byte {exc.start}: "
+                            f"{raw[exc.start:exc.start + 1]!r})",
+                            "save the file as UTF-8 (TOML files are UTF-8)") from exc
+
+
+def _depth(text: str) -> int:
+    """An upper bound of the nesting depth of brackets and braces (outside strings is not
+    distinguished: a bound is all that is needed)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def _read_toml(name_or_path: str | Path) -> tuple[dict, Path | None]:
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    """The TOML dict of a scenario and the folder its relative paths start from.
+
+    A shipped name wins over a same-named file in the current directory unless the
+    argument looks like a path (contains '/', starts with '.', or ends in .toml).
+    """
+    arg = str(name_or_path)
+    shipped = resources.files("fpsolver.scenarios") / f"{arg}.toml"
+    is_shipped = (not isinstance(name_or_path, Path) and not _looks_like_path(arg)
+                  and arg in scenario_names())
+    if is_shipped:
+        text, base = shipped.read_text(encoding="utf-8"), None
+    else:
+        path = Path(name_or_path)
         if not path.exists():
+            if not _looks_like_path(arg) and not path.is_symlink():
+                raise ScenarioError("scenario", f"no scenario named '{arg}'",
+                                    f"use one of {scenario_names()} or a path to a .toml file")
             raise ScenarioError("scenario", f"file {path} not found",
                                 f"give an existing file or one of {scenario_names()}")
-        text, base = path.read_text(), path.resolve().parent
-    else:
-        ref = resources.files("fpsolver.scenarios") / f"{name_or_path}.toml"
-        if not ref.is_file():
-            raise ScenarioError("scenario", f"no scenario named '{name_or_path}'",
-                                f"use one of {scenario_names()} or a path to a .toml file")
-        text, base = ref.read_text(), None
+        text, base = _read_text(path, str(path)), path.resolve().parent
+    if _depth(text) > MAX_TOML_DEPTH:
+        raise ScenarioError("scenario", f"{arg} nests tables or arrays more than "
+                            f"{MAX_TOML_DEPTH} deep", "a scenario has at most a few levels")
     try:
-        return tomllib.loads(text), base
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError("scenario", f"{name_or_path} is not valid TOML: {exc}",
+        raise ScenarioError("scenario", f"{arg} is not valid TOML: {exc}",
                             "fix the TOML syntax") from exc
+    except RecursionError as exc:
+        raise ScenarioError("scenario", f"{arg} nests too deep to read",
+                            "a scenario has at most a few levels") from exc
+    return data, base
 
 
 def _parse_value(text: str):
+    if _depth(text) > MAX_TOML_DEPTH:
+        raise ScenarioError("--set", f"the value nests more than {MAX_TOML_DEPTH} deep",
+                            "give a plain value")
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -519,17 +599,17 @@ def scenario_from_dict(data: dict) -> Scenario:
 def load_scenario(name_or_path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Load a shipped scenario by name, or a TOML file by path, then apply overrides.
 
-    Relative ``kernel.file`` and ``space.mesh`` paths in a file are taken relative to it.
+    Relative ``kernel.file``, ``space.mesh`` and ``kinetic.domain`` paths in a file are
+    taken relative to it; those of a shipped scenario or a ``--set`` override relative to
+    the current directory (:mod:`fpsolver.paths`).
     """
+    from fpsolver.paths import resolve_scenario_paths
+
     data, base = _read_toml(name_or_path)
+    resolve_scenario_paths(data, base or Path.cwd())
     data = apply_overrides(data, overrides or [])
-    scenario = scenario_from_dict(data)
-    if base is not None:
-        for section, key in (("kernel", "file"), ("space", "mesh")):
-            value = getattr(getattr(scenario, section), key)
-            if value and not Path(value).is_absolute() and (base / value).exists():
-                setattr(getattr(scenario, section), key, str(base / value))
-    return scenario
+    resolve_scenario_paths(data, Path.cwd())
+    return scenario_from_dict(data)
 
 
 def to_toml(scenario: Scenario) -> str:

@@ -69,9 +69,12 @@ class Sites:
 def _mesh_sites(path: str) -> Sites:
     import meshio
 
+    from fpsolver.paths import check_input_file
+
     file = Path(path)
     if not file.exists():
         raise MeshError(f"space.mesh: file {file} not found -- give an existing mesh file")
+    check_input_file(file, "space.mesh")  # a regular file below the size limit
     try:
         mesh = meshio.read(file)
     except (Exception, SystemExit) as exc:  # meshio raises many types, even SystemExit

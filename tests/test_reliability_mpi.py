@@ -24,7 +24,29 @@ BIN = Path(sys.executable).parent
 MPIRUN = str(BIN / "mpirun")  # from the mpich wheel in the venv
 
 
+# `make test-mpi` runs this module under `mpirun -n 2`: rank 0 launches the jobs (each its
+# own mpirun, without the outer job's launcher variables), the other ranks skip.
+pytestmark = pytest.mark.mpi
+
+
+@pytest.fixture(autouse=True)
+def _rank0_launches():
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    if comm.size > 1 and comm.rank != 0:
+        pytest.skip("rank 0 launches these jobs (each with its own mpirun)")
+    yield
+
+
+def _clean_env(env):
+    """The environment without the variables of an enclosing MPI job (PMI, Hydra)."""
+    return {k: v for k, v in env.items()
+            if not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPIR_", "MPICH_", "OMPI_"))}
+
+
 def _launch(ranks, args, **kwargs):
+    kwargs["env"] = _clean_env(kwargs.get("env") or os.environ)
     args = list(map(str, args))
     exe = [] if args[0].endswith("fpsolver") else [sys.executable]  # the console script
     cmd = ([MPIRUN, "-n", str(ranks)] if ranks > 1 else []) + exe + args
@@ -250,3 +272,26 @@ def test_kinetic_resume_keeps_the_earlier_density_snapshots(tmp_path):
     assert rc == 0, err
     assert {p: p.stat().st_size for p in before.rglob("*") if p.is_file()} == files_before
     assert (tmp_path / "out" / "snapshots" / "site_0000-from-step-31.bp").is_dir()
+
+
+def test_edited_step_in_one_rank_file_is_one_clear_error_not_a_deadlock(tmp_path):
+    """A step_index edited in rank 1's file (checksum forged too): every rank stops with
+    the same error (the ranks agree on the step before any collective)."""
+    from fpsolver.runtime.checkpoint import array_checksum
+
+    args = ["kinetic", "linear", "--set", "t_end=0.1", "--set", "kinetic.dt=0.05", "--quiet"]
+    rc, out, err = _run(2, [BIN / "fpsolver", *args, "--checkpoint-dir", "ck"], timeout=300,
+                        cwd=tmp_path)
+    assert rc == 0, err
+    path = next((tmp_path / "ck").glob("step-*/rank-0001.npz"))
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["step_index"] = np.array(int(arrays["step_index"]) + 5)
+    meta = json.loads(bytes(arrays["__meta__"]).decode())
+    meta["sha256"]["step_index"] = array_checksum(arrays["step_index"])
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    rc, out, err = _run(2, [BIN / "fpsolver", *args[:2], "--set", "t_end=0.2",
+                            *args[4:], "--resume", "ck"], timeout=300, cwd=tmp_path)
+    assert rc == 2 and "checkpoint is inconsistent" in err and "Traceback" not in err, err

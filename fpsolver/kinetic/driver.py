@@ -106,6 +106,8 @@ def _resume(control, stepper, estimator, control_dt, rec, writer, t_end: float) 
         raise ScenarioError("t_end", f"the checkpoint is at t = {saved.time:g} (step "
                             f"{saved.step}), past t_end = {t_end:g}",
                             "resume with a t_end at least as large as the original run's")
+    from fpsolver.runtime.checkpoint import agree_on_step  # all ranks, before any collective
+    agree_on_step(control.comm, saved.arrays.get("step_index"), saved.step)
     stepper.restore({k: v for k, v in saved.arrays.items()
                      if not k.startswith(("rec_", "snap_", "est_", "control_"))})
     estimator.restore(saved.arrays)

@@ -13,12 +13,16 @@ A job killed at any moment leaves the previous checkpoint complete and readable;
 snapshots are removed only after the manifest points past them.
 
 Reading validates the format, the rank count, the scenario (the resolved TOML, compared
-field by field; ``t_end`` may change to extend a run) and optionally a per-rank layout
-fingerprint (e.g. owned dofs), and raises :class:`CheckpointError` on every rank alike.
+field by field; ``t_end`` may change to extend a run), the sha256 checksum of every
+array (format 2) and optionally a per-rank layout fingerprint (e.g. owned dofs), and
+raises :class:`CheckpointError` on every rank alike. :func:`agree_on_step` makes the
+ranks agree on the restored step before any collective, so inconsistent rank files give
+one clear error instead of a deadlock. Temporary files of a killed writer are removed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tomllib
@@ -33,9 +37,10 @@ from fpsolver.output import atomic_write
 from fpsolver.runtime.parallel import run_shared
 
 __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint",
-           "read_manifest", "scenario_differences"]
+           "read_manifest", "scenario_differences", "agree_on_step", "array_checksum"]
 
-FORMAT = "fpsolver-checkpoint-1"
+FORMAT = "fpsolver-checkpoint-2"
+OLD_FORMATS = ("fpsolver-checkpoint-1",)  # no checksums: read with a warning
 MANIFEST = "manifest.json"
 _META = "__meta__"
 
@@ -57,6 +62,48 @@ class Checkpoint:
     arrays: dict
     meta: dict = field(default_factory=dict)
     directory: Path | None = None
+
+
+def array_checksum(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and bytes."""
+    a = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def agree_on_step(comm, step: int, expected: int | None = None, what: str = "checkpoint"
+                  ) -> None:
+    """Raise :class:`CheckpointError` on every rank unless all ranks hold ``step`` (and it
+    equals ``expected`` when given); collective (two small allreduces)."""
+    try:
+        step = int(np.asarray(step).item())
+    except (TypeError, ValueError, OverflowError):
+        step = -1  # missing or malformed on this rank: never equal to a real step
+    local_bad = expected is not None and step != int(expected)
+    if comm is None or comm.size == 1:
+        low = high = int(step)
+        bad = local_bad
+    else:
+        from mpi4py import MPI
+        low = comm.allreduce(int(step), op=MPI.MIN)
+        high = comm.allreduce(int(step), op=MPI.MAX)
+        bad = comm.allreduce(bool(local_bad), op=MPI.LOR)
+    if low != high or bad:
+        exc = CheckpointError(f"the {what} is inconsistent: the ranks restored steps "
+                              f"{low}..{high}" + (f", the manifest says {expected}"
+                                                  if expected is not None else "")
+                              + " -- the checkpoint was altered or damaged; use an older "
+                              "copy or restart the run")
+        exc._fpsolver_shared = True  # raised on every rank together
+        raise exc
+
+
+def _remove_orphans(directory: Path) -> None:
+    """Temporary files left by a writer killed inside atomic_write."""
+    for orphan in list(directory.glob(f".{MANIFEST}.*")) + list(
+            directory.glob("step-*/.rank-*.npz.*")):
+        orphan.unlink(missing_ok=True)
 
 
 def _rank_file(snapshot: Path, rank: int) -> Path:
@@ -100,8 +147,10 @@ def save_checkpoint(directory, arrays: dict, *, step: int, time: float, scenario
             raise CheckpointError(f"checkpoint array names must not start with '__': "
                                   f"{sorted(arrays)}")
         snapshot.mkdir(parents=True, exist_ok=True)
-        info = json.dumps({"step": int(step), "rank": rank, "layout": layout or {}})
         payload = {k: np.asarray(v) for k, v in arrays.items()}
+        sums = {k: array_checksum(v) for k, v in payload.items()}
+        info = json.dumps({"step": int(step), "rank": rank, "layout": layout or {},
+                           "sha256": sums})
         payload[_META] = np.frombuffer(info.encode(), dtype=np.uint8)
 
         def write(tmp: Path):
@@ -120,6 +169,7 @@ def save_checkpoint(directory, arrays: dict, *, step: int, time: float, scenario
                     "meta": meta or {}}
         atomic_write(directory / MANIFEST,
                      lambda p: p.write_text(json.dumps(manifest, indent=1)))
+        _remove_orphans(directory)  # every rank's file is renamed by now
         old = [p for p in previous if p != snapshot]
         for stale in old[: max(0, len(old) - (keep - 1))]:
             shutil.rmtree(stale, ignore_errors=True)
@@ -142,13 +192,30 @@ def read_manifest(directory) -> dict:
         raise CheckpointError(f"no checkpoint in {directory}: {hint} -- give the directory "
                               "a previous run wrote with --checkpoint-every or on interruption")
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint manifest {path} is unreadable: {exc}") from exc
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint manifest {path} is unreadable: {exc} -- the "
+                              "checkpoint is damaged; use an older copy or restart the run"
+                              ) from exc
     found = manifest.get("format") if isinstance(manifest, dict) else None
-    if found != FORMAT:
+    if found not in (FORMAT, *OLD_FORMATS):
         raise CheckpointError(f"{path} is not an fpsolver checkpoint manifest "
-                              f"(format {found!r}, expected {FORMAT!r})")
+                              f"(format {found!r}, expected {FORMAT!r}) -- fix: give the "
+                              "directory a run wrote with --checkpoint-dir, or restart")
+    kinds = {"snapshot": str, "step": int, "time": (int, float), "ranks": int,
+             "scenario_toml": str}
+    bad = [k for k, t in kinds.items() if isinstance(manifest.get(k), bool)
+           or not isinstance(manifest.get(k), t)]
+    if bad or not str(manifest["snapshot"]).startswith("step-") or "/" in \
+            manifest["snapshot"] or manifest["step"] < 0:
+        raise CheckpointError(f"checkpoint manifest {path} is malformed (fields "
+                              f"{bad or ['snapshot', 'step']}) -- the checkpoint is damaged; "
+                              "use an older copy or restart the run")
+    if found in OLD_FORMATS:
+        import logging
+        logging.getLogger(__name__).warning(
+            "checkpoint %s has the old format %s without checksums: its arrays are not "
+            "verified", directory, found)
     return manifest
 
 
@@ -203,8 +270,13 @@ def load_checkpoint(directory, *, scenario_toml: str | None = None, comm=None,
                 f"checkpoint {directory} was written by {manifest['ranks']} rank(s), this run "
                 f"has {size} -- resume with `mpirun -n {manifest['ranks']} ...`")
         if scenario_toml is not None:
-            diffs = scenario_differences(manifest["scenario_toml"], scenario_toml,
-                                         allow_changes)
+            try:
+                diffs = scenario_differences(manifest["scenario_toml"], scenario_toml,
+                                             allow_changes)
+            except (tomllib.TOMLDecodeError, RecursionError) as exc:
+                raise CheckpointError(f"checkpoint {directory}: the scenario in its manifest "
+                                      "is damaged -- use an older copy or restart the run"
+                                      ) from exc
             if diffs:
                 shown = "; ".join(diffs[:5]) + (f"; ... ({len(diffs)} in all)"
                                                  if len(diffs) > 5 else "")
@@ -227,7 +299,25 @@ def load_checkpoint(directory, *, scenario_toml: str | None = None, comm=None,
                                   "restart the run") from exc
         if _META not in arrays:
             raise CheckpointError(f"checkpoint file {path} has no metadata record")
-        info = json.loads(bytes(arrays.pop(_META)).decode())
+        try:
+            info = json.loads(bytes(arrays.pop(_META)).decode())
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise CheckpointError(f"checkpoint file {path} has a damaged metadata record"
+                                  ) from exc
+        if not isinstance(info, dict):
+            raise CheckpointError(f"checkpoint file {path} has a damaged metadata record")
+        sums = info.get("sha256")
+        if manifest["format"] == FORMAT:
+            if not isinstance(sums, dict) or set(sums) != set(arrays):
+                raise CheckpointError(f"checkpoint file {path}: its arrays do not match "
+                                      "their checksum list -- the checkpoint was altered; "
+                                      "use an older copy or restart the run")
+            changed = sorted(k for k, v in arrays.items() if array_checksum(v) != sums[k])
+            if changed:
+                raise CheckpointError(f"checkpoint file {path}: array(s) {changed[:5]} do "
+                                      "not match their sha256 checksums -- the checkpoint "
+                                      "was altered or damaged; use an older copy or "
+                                      "restart the run")
         if info.get("step") != manifest["step"] or info.get("rank") != rank:
             raise CheckpointError(f"checkpoint file {path} is for step {info.get('step')} "
                                   f"rank {info.get('rank')}, the manifest says step "
@@ -240,5 +330,14 @@ def load_checkpoint(directory, *, scenario_toml: str | None = None, comm=None,
         return arrays
 
     arrays = run_shared(comm, read_local)
+    _remove_orphans_shared(comm, directory)
     return Checkpoint(step=int(manifest["step"]), time=float(manifest["time"]), arrays=arrays,
                       meta=manifest.get("meta", {}), directory=directory)
+
+
+def _remove_orphans_shared(comm, directory: Path) -> None:
+    def clean():
+        if comm is None or comm.rank == 0:
+            _remove_orphans(directory)
+    _barrier(comm)  # every rank has read its file
+    run_shared(comm, clean)

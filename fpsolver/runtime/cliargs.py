@@ -3,7 +3,8 @@
 ``add_checkpoint_args(parser)`` adds ``--checkpoint-every K``, ``--checkpoint-dir DIR`` and
 ``--resume DIR`` to a subcommand; :func:`run_control` turns the parsed flags into the
 :class:`RunControl` a solver loop uses. Checkpoints go to ``--checkpoint-dir``, else the
-``--resume`` directory, else ``OUT/checkpoint``, else ``./checkpoint-<scenario name>``.
+``--resume`` directory, else ``OUT/checkpoint``, else ``./checkpoint-<run id>`` (the
+scenario's ``name`` is never part of a path).
 Without any of the three flags nothing is written unless the run is stopped by a signal
 or bad numbers (then the state goes to the default directory).
 """
@@ -25,7 +26,7 @@ def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
                    "Ctrl-C always write one before stopping")
     p.add_argument("--checkpoint-dir", type=Path, metavar="DIR",
                    help="checkpoint directory (default: the --resume directory, else "
-                   "OUT/checkpoint, else ./checkpoint-NAME)")
+                   "OUT/checkpoint, else ./checkpoint-RUNID)")
     p.add_argument("--resume", type=Path, metavar="DIR",
                    help="continue the run saved in DIR (same scenario, --set and rank count)")
 
@@ -37,7 +38,10 @@ def checkpoint_dir(args, scenario) -> Path:
         return args.resume
     if getattr(args, "out", None) is not None:
         return args.out / "checkpoint"
-    return Path(f"checkpoint-{scenario.name}")
+    if not getattr(args, "_checkpoint_id", None):  # one id per run, never the name
+        from fpsolver.rundir import new_run_id
+        args._checkpoint_id = new_run_id()
+    return Path(f"checkpoint-{args._checkpoint_id}")
 
 
 def resume_command(args, directory) -> str:
