@@ -61,38 +61,35 @@ def sizes(quick: bool) -> tuple[list[str], int]:
     frames = np.round(np.arange(0.0, t_end + 1e-9, every), 6).tolist()
     over = [f"t_end={t_end}", f"record.snapshots={frames}"]
     if quick:
-        over += ["kinetic.cells=40", "kinetic.dt=0.02"]
+        over += ["kinetic.cells=32"]
     return over, 20_000 if quick else 100_000
 # -
 
 
 # ## The density on a grid
 #
-# The kinetic solver stores, at each snapshot time, the density sampled on a grid of the
-# state box. We look for a variable with dims `(snapshot_time, site, y_e, y_i)`; if the
-# solver stored only the marginals, we say so and show their product (which loses the
-# e–i correlation).
+# The kinetic solver stores, at each snapshot time, the 2-d density of a few sites on a
+# regular grid of its moving frame, z = y / ell (`density(snapshot, density_site, z_e,
+# z_i)` with `density_ell`); `density_in_y` gives it in y. Frames differ between
+# snapshots, so we resample every frame onto one grid of y covering the widest.
 
 # +
 def fe_density(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(y_e grid, y_i grid, p[frame, i_e, i_i])`` of site 0 of a kinetic run."""
+    """``(y_e grid, y_i grid, p[frame, i_e, i_i])`` of the first density site."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    from fpsolver.kinetic.snapshots import density_in_y
+
     ds = run.ds
-    for name, da in ds.data_vars.items():
-        if da.ndim == 4 and da.dims[0].startswith("snapshot") and da.dims[1] == "site":
-            de, di = da.dims[2:]
-            ye = ds[de].values if de in ds.variables else None
-            yi = ds[di].values if di in ds.variables else None
-            if ye is None or yi is None:
-                h = run.scenario["kinetic"]["half_width"]
-                ye, yi = np.linspace(-h, h, da.shape[2]), np.linspace(-h, h, da.shape[3])
-            return np.asarray(ye), np.asarray(yi), da.isel(site=0).values
-    print("  note: the kinetic run stores no 2-d density, only marginals: showing their "
-          "product (it loses the e-i correlation; the ellipses use the solver's full K)")
-    from fpsolver.plotting import marginal_grid
-    ye, yi = marginal_grid(run, "marginal_e"), marginal_grid(run, "marginal_i")
-    pe = ds["marginal_e"].isel(site=0).values
-    pi = ds["marginal_i"].isel(site=0).values
-    return ye, yi, pe[:, :, None] * pi[:, None, :]
+    frames = [density_in_y(ds, k, 0) for k in range(ds.sizes["snapshot"])]
+    top_e = max(np.abs(f[0]).max() for f in frames)
+    top_i = max(np.abs(f[1]).max() for f in frames)
+    ye, yi = np.linspace(-top_e, top_e, 161), np.linspace(-top_i, top_i, 161)
+    E, I = np.meshgrid(ye, yi, indexing="ij")
+    p = np.array([RegularGridInterpolator((fe, fi), pk, bounds_error=False,
+                                          fill_value=0.0)((E, I))
+                  for fe, fi, pk in frames])
+    return ye, yi, p
 
 
 def moments(ye, yi, p) -> tuple[float, np.ndarray, np.ndarray]:
@@ -151,7 +148,7 @@ def run(quick: bool) -> dict:
     for k, t in enumerate(times):
         mass, _, cov = moments(ye, yi, p[k])
         data["mass"].append(mass)
-        data["fe_cov"].append(cov)  # of the gridded density (diagonal for a product)
+        data["fe_cov"].append(cov)  # of the gridded density: the e-i covariance included
         data["solver_cov"].append(kin.ds["cov"].values[np.argmin(np.abs(rec_t - t)), 0])
         kp = int(np.argmin(np.abs(snapshot_times(par) - t)))
         y = particle_fluctuations(par, kp)

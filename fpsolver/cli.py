@@ -131,6 +131,12 @@ def _print_final(label: str, result, suffix: str) -> None:
     print(f"{label}, t = {s['t'][-1]:g}: vbar = ({s['vbar_e'][-1]:.6f}, {s['vbar_i'][-1]:.6f}),"
           f" K = ({s['K_ee'][-1]:.6f}, {s['K_ii'][-1]:.6f}); "
           f"{result.info.get('wall_time', 0):.1f} s{suffix}")
+    estimate = result.info.get("error_estimate")
+    if estimate is not None:  # kinetic: the run's own error estimate against kinetic.tol
+        verdict = "within" if estimate["within_tol"] else "EXCEEDS"
+        print(f"estimated error: K {estimate['K']:.1e}, vbar {estimate['vbar']:.1e} "
+              f"({verdict} kinetic.tol = {estimate['tol']:g})"
+              + ("" if estimate["within_tol"] else f" -- {estimate['message']}"))
 
 
 def _cmd_particles(args) -> int:

@@ -32,19 +32,24 @@ def balance_current(dvdt: np.ndarray, mean_F: np.ndarray) -> np.ndarray:
     return dvdt - mean_F
 
 
-def backward_derivative(history: Sequence[np.ndarray], dt: float) -> np.ndarray:
-    """d vbar/dt at the last of ``history`` (oldest first, step ``dt``) by the backward
-    difference of the highest order it allows, at most 2:
+def backward_derivative(history: Sequence[np.ndarray], dt) -> np.ndarray:
+    """d vbar/dt at the last of ``history`` (oldest first) by the backward difference of
+    the highest order it allows, at most 2. ``dt``: the step, or the last two steps
+    (h_1, h_2) when they differ:
 
-    - two entries: (v_1 - v_0) / dt (first order);
-    - three or more: (3 v_2 - 4 v_1 + v_0) / (2 dt) on the last three (BDF2, second order).
+    - two entries: (v_1 - v_0) / h_2 (first order);
+    - three or more: variable-step BDF2 on the last three, w = h_2 / h_1:
+      ((1 + 2w)/(1 + w) v_2 - (1 + w) v_1 + w^2/(1 + w) v_0) / h_2 (second order;
+      (3 v_2 - 4 v_1 + v_0) / (2 h) for equal steps).
     """
+    h1, h2 = (float(dt), float(dt)) if np.ndim(dt) == 0 else map(float, dt)
     if len(history) < 2:
         raise ValueError("backward_derivative needs at least two values of vbar")
     if len(history) == 2:
-        return (history[1] - history[0]) / dt
+        return (history[1] - history[0]) / h2
     older, prev, new = history[-3:]
-    return (3 * new - 4 * prev + older) / (2 * dt)
+    w = h2 / h1
+    return ((1 + 2 * w) / (1 + w) * new - (1 + w) * prev + w * w / (1 + w) * older) / h2
 
 
 def grid_derivative(vbar: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -19,6 +19,11 @@ def test_backward_derivative_is_exact_for_its_order():
                                [[2 * 0.5, -6 * 0.5 + 1]], atol=1e-12)
     with pytest.raises(ValueError):
         finite_n.backward_derivative(line[:1], dt)
+    # variable steps (the kinetic solver's adaptive BDF2): steps 0.1 then 0.25
+    t = np.array([0.3, 0.4, 0.65])
+    parabola = [np.array([[s**2, -3 * s**2 + s]]) for s in t]
+    np.testing.assert_allclose(finite_n.backward_derivative(parabola, (0.1, 0.25)),
+                               [[2 * 0.65, -6 * 0.65 + 1]], atol=1e-12)
 
 
 def test_grid_derivative_is_second_order():

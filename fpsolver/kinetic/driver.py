@@ -151,7 +151,8 @@ def error_verdict(arr: dict, tol: float) -> dict:
     quantity = "K" if K >= v else "vbar"
     mine = {k: val for k, val in parts.items() if k.startswith(quantity)}
     worst = max(mine, key=mine.get)
-    fixes = {"time": "lower kinetic.dt", "space": "raise kinetic.cells",
+    fixes = {"time": "lower kinetic.tol (smaller automatic steps) or set a smaller "
+                     "kinetic.dt", "space": "raise kinetic.cells",
              "truncation": "raise kinetic.half_width"}
     out["message"] = (f"estimated error of {quantity} {max(K, v):.1e} exceeds kinetic.tol = "
                       f"{tol:g}, mostly from the {worst.split('_')[1]} discretisation "
@@ -159,10 +160,10 @@ def error_verdict(arr: dict, tol: float) -> dict:
     return out
 
 
-def _guard(control, stepper, n):
+def _guard(control, stepper, n, t_new):
     if control is None:
         return contextlib.nullcontext()
-    return control.guard_step(n, n * stepper.dt, fields=lambda: _fields(stepper),
+    return control.guard_step(n, t_new, fields=lambda: _fields(stepper),
                               masses=lambda: {"density": stepper.mass})
 
 
@@ -212,7 +213,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
     while not events.done(stepper.t):
         dt = events.limit(stepper.t, control_dt.next_step(stepper.t))
         n = stepper.step_index + 1
-        with _guard(control, stepper, n):
+        with _guard(control, stepper, n, stepper.t + dt):
             stepper.step(dt)
             estimator.advance()
         control_dt.accept(stepper.t, observables(stepper))
@@ -272,6 +273,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
             "max_mean_drift": float(arr["mean_drift"].max()),
             "max_boundary_mass": float(arr["boundary_mass"].max()),
             "min_density": float(arr["min_density"].min()),
-            "min_density_relative": float((arr["min_density"] / arr["max_density"]).min())}
+            "min_density_relative": min(health.min_relative, float(
+                (arr["min_density"] / arr["max_density"]).min()))}
     return RunResult(kind="kinetic", t=np.array(t_rec), vbar=arr["vbar"], cov=arr["cov"],
                      sites=model.sites, extra=extra, info=info)

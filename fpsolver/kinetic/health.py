@@ -28,8 +28,8 @@ LAYER_WARN = 1e-6      # above this: warned once (the truncation shows in K)
 
 
 def _fail(stepper, problem, site, quantity, fix) -> None:
-    exc = NumericalError(problem, step=stepper.step_index + 1,
-                         time=(stepper.step_index + 1) * stepper.dt, site=int(site),
+    exc = NumericalError(problem, step=stepper.step_index + 1, time=stepper.t_new,
+                         site=int(site),
                          quantity=quantity, fix=fix)
     exc._fpsolver_shared = True  # from reduced numbers: every rank raises it
     raise exc
@@ -74,10 +74,12 @@ def check_moments(stepper, cov: np.ndarray) -> None:
 
 
 class HealthWarnings:
-    """Warn once per kind about negative values and mass near the box's edge."""
+    """Warn once per kind about negative values and mass near the box's edge; keep the
+    smallest min/peak of any site at any step (``min_relative``)."""
 
     def __init__(self, comm):
         self.comm, self.said = comm, set()
+        self.min_relative = np.inf
 
     def _say(self, kind, *args) -> None:
         if kind in self.said:
@@ -89,6 +91,7 @@ class HealthWarnings:
     def check(self, stepper) -> None:
         ratio = stepper.min_density / np.where(stepper.max_density > 0,
                                                stepper.max_density, 1.0)
+        self.min_relative = min(self.min_relative, float(ratio.min()))
         if ratio.min() < -NEGATIVE_WARN:
             site = int(np.argmin(ratio))
             self._say("negative", "kinetic: density min/peak = %.2e at site %d, t = %g "

@@ -32,6 +32,7 @@ import logging
 
 import numpy as np
 
+from fpsolver import finite_n
 from fpsolver.balance import BalanceConstraint
 from fpsolver.families import monomials
 from fpsolver.kinetic.clusters import StabilityBound, update_clusters
@@ -53,6 +54,7 @@ BOUNDARY_LAYER = 0.05  # outer fraction of the half width counted as the boundar
 PECLET_MAX = 2.0       # cell Peclet number (node spacing) above which the mesh is refined
 OSCILLATION = 1e-7     # min/peak below -this shows Galerkin oscillations
 CHECK_EVERY = 5        # steps between resolution checks
+MAX_DOFS = 2_000_000   # refinement limit, dofs summed over the sites (~2 GB of factors)
 _SIGNIFICANT = 1e-8    # density relative to the peak below which oscillations do not count
 _MOMENTS = len(monomials(4))
 _EXTRA = 6  # F_e, F_i, F_e y_e, F_i y_i, D_e, D_i (partial sums)
@@ -69,8 +71,8 @@ class KineticStepper:
         site_ids: global indices of the sites simulated (default all).
         vbar_source: ``step -> vbar`` (sites, 2) of those sites: the means are prescribed
             (an error-estimate companion) instead of solved for.
-        max_dofs: refinement stops at this many dofs per site (0: never checked, for the
-            error-estimate companions, which follow the main run's mesh).
+        max_dofs: refinement stops at this many dofs summed over the sites (0: never
+            checked, for the error-estimate companions, which follow the main run's mesh).
 
     Attributes (identical on every rank): ``t``, ``step_index``, ``vbar`` (sites, 2),
     ``mF`` (sites, 2), ``lam`` (sites, 2), ``frame`` (the sites' frames), ``raw``
@@ -80,7 +82,7 @@ class KineticStepper:
     """
 
     def __init__(self, model, comm, *, numerics=None, site_ids=None, vbar_source=None,
-                 max_dofs: int = 10**6):
+                 max_dofs: int = MAX_DOFS):
         self.model, self.comm = model, comm
         self.numerics = numerics or resolve_numerics(model)
         num = self.numerics
@@ -104,6 +106,7 @@ class KineticStepper:
         self.clusters = None
         self.refinements = []
         self.t, self.step_index = 0.0, 0
+        self.t_new = 0.0
         self.vbar_old = self.mF_old = None
         self.newton, self.residual = 0, 0.0
         self._initialise()
@@ -300,18 +303,19 @@ class KineticStepper:
         return self.vbar + dt * self.mF
 
     def _derivative(self, vbar: np.ndarray, dt: float) -> np.ndarray:
-        """d vbar/dt at the new time level (variable-step BDF2, or a difference)."""
+        """d vbar/dt at the new time level (variable-step BDF2; a difference at the first
+        step or for other schemes)."""
         if self.vbar_old is None or self.scheme != "bdf2":
-            return (vbar - self.vbar) / dt
-        w = dt / self.dt_old
-        return ((1 + 2 * w) / (1 + w) * vbar - (1 + w) * self.vbar
-                + w * w / (1 + w) * self.vbar_old) / dt
+            return finite_n.backward_derivative([self.vbar, vbar], dt)
+        return finite_n.backward_derivative([self.vbar_old, self.vbar, vbar],
+                                            (self.dt_old, dt))
 
     def step(self, dt: float | None = None) -> None:
         """Advance densities, frames, vbar, <F> and lambda by ``dt`` (default the last
         step or ``numerics.dt``); collective."""
         dt = self.dt if dt is None else float(dt)
         n, t_new = self.step_index + 1, self.t + dt
+        self.t_new = t_new  # the time being stepped to (failure messages)
         where = f" at step {n}, t = {t_new:g}"
         if self.max_dofs and self.step_index % CHECK_EVERY == 0 and self.step_index:
             self._check_resolution()
@@ -340,7 +344,7 @@ class KineticStepper:
         self.dt_old, self.dt = dt, dt
         self._observe(dt)
         check_moments(self, self.statistics()["cov"])
-        self.lam = dvdt - self.mF
+        self.lam = finite_n.balance_current(dvdt, self.mF)
         self.step_index, self.t = n, t_new
 
     # -- resolution -------------------------------------------------------------------
@@ -376,7 +380,7 @@ class KineticStepper:
         if tuple(cells) == self.numerics.cells:
             return
         dofs = (self.numerics.degree * cells[0] + 1) * (self.numerics.degree * cells[1] + 1)
-        if dofs > self.max_dofs or self.smesh.kind != "box":
+        if dofs * self.model.n_sites > self.max_dofs or self.smesh.kind != "box":
             if not getattr(self, "_warned_resolution", False):
                 self._warned_resolution = True
                 logger.warning("kinetic: cell Peclet number %.3g > %g at step %d (t = %g): "
