@@ -51,8 +51,8 @@ def test_show_and_scenarios(capsys):
 def test_kinetic_writes_netcdf_after_dolfinx_ran(tmp_path):
     # Regression: DOLFINx's HDF5 broke NetCDF-4 writes once a kinetic run had happened.
     out = tmp_path / "k"
-    assert main(["kinetic", "tanh", "--set", "t_end=0.05", "--set", "kinetic.cells=8",
-                 "--set", "kinetic.degree=1", "--quiet", "--out", str(out)]) == 0
+    assert main(["kinetic", "tanh", "--set", "t_end=0.05", "--set", "kinetic.cells=16",
+                 "--quiet", "--out", str(out)]) == 0
     ds = read_observables(out)
     assert ds.attrs["solver"] == "kinetic" and ds["vbar"].shape[1:] == (1, 2)
 
@@ -61,7 +61,7 @@ def test_demo_runs_all_three_solvers_on_a_small_grid(tmp_path, capsys):
     """`fpsolver demo` (what `make demo` runs; the full run is in .ci/run), shortened."""
     from fpsolver.output import read_observables
 
-    assert main(["demo", "--out", str(tmp_path), "--set", "kinetic.cells=12",
+    assert main(["demo", "--out", str(tmp_path), "--set", "kinetic.cells=24",
                  "--set", "t_end=0.2", "--set", "kinetic.dt=0.02", "--n", "4000"]) == 0
     text = capsys.readouterr().out
     assert "figures:" in text and "not applicable here" in text  # no Gaussian for bistable
