@@ -110,14 +110,21 @@ def _write(args, scenario, result, folder=None, status: str = "complete") -> dic
 
 
 def _folder(args, keep=()):
-    """The locked, checked ``--out`` folder of a run (a context manager), or a null one."""
+    """The locked, checked ``--out`` folder of a run (a context manager), or a null one.
+
+    Resuming from a checkpoint inside ``--out`` continues the run that folder holds: its
+    files stay until the resumed run replaces them.
+    """
     import contextlib
 
     from fpsolver.rundir import RunFolder
 
     if getattr(args, "out", None) is None:
         return contextlib.nullcontext()
-    return RunFolder(args.out, overwrite=args.overwrite, keep=keep)
+    resume = getattr(args, "resume", None)
+    continues = resume is not None and Path(resume).absolute().is_relative_to(
+        Path(args.out).absolute())
+    return RunFolder(args.out, overwrite=args.overwrite, keep=keep, continues=continues)
 
 
 def _preflight(args, scenario, solver, comm_size=1):

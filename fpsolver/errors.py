@@ -6,7 +6,8 @@ is :class:`NumericalError`), so either import works.
 """
 
 __all__ = ["FpsolverError", "ScenarioError", "BalanceError", "ConvergenceError", "MeshError",
-           "NumericalError", "CheckpointError", "Interrupted", "RemoteError"]
+           "NumericalError", "CheckpointError", "Interrupted", "RemoteError", "PreflightError",
+           "RunFolderError"]
 
 
 class FpsolverError(Exception):
@@ -96,3 +97,11 @@ class Interrupted(FpsolverError, RuntimeError):
 
 class RemoteError(FpsolverError, RuntimeError):
     """Stands for a failure on another rank whose exception type could not be rebuilt."""
+
+
+class PreflightError(FpsolverError, MemoryError):
+    """A run refused before its work: too large for the machine, or too long."""
+
+
+class RunFolderError(FpsolverError, OSError):
+    """An output folder cannot take this run, or does not hold one complete run."""

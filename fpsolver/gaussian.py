@@ -110,13 +110,15 @@ def _balanced_means(scenario: Scenario, model: Model, constraint: BalanceConstra
     """vbar at the times ``t`` from the constraint (MODEL §2a) with K(t) of §3.
 
     Full-rank kernels fix vbar at each time. Otherwise the part of vbar outside the range
-    of the balanced input follows d vbar/dt = -Lambda vbar + f0 (explicit Euler with the
-    kinetic time step) and the constraint fixes the rest, starting from the minimum-norm
-    consistent vbar(0).
+    of the balanced input follows d vbar/dt = -Lambda vbar + f0 (explicit Euler with
+    ``kinetic.dt``, or with 1% of the fastest relaxation time 1/|eig Lambda| when
+    ``kinetic.dt`` is automatic) and the constraint fixes the rest, starting from the
+    minimum-norm consistent vbar(0).
     """
     K0 = np.array(scenario.initial.cov)
-    substeps = 1 if constraint.full_rank else max(
-        1, int(np.ceil((t[1] - t[0]) / scenario.kinetic.dt - 1e-9)) if len(t) > 1 else 1)
+    step = scenario.kinetic.dt or 0.01 / max(1.0, float(np.abs(np.linalg.eigvals(Lambda)).max()))
+    substeps = 1 if constraint.full_rank or len(t) < 2 else max(
+        1, int(np.ceil((t[1] - t[0]) / step - 1e-9)))
     vbar = np.empty((len(t), model.n_sites, 2))
     current = np.zeros((model.n_sites, 2))
     for s, ts in enumerate(t):

@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from fpsolver.errors import FpsolverError
+from fpsolver.errors import PreflightError
 
 __all__ = ["Estimate", "PreflightError", "estimate", "preflight", "available_memory"]
 
@@ -33,10 +33,6 @@ _STEP_SECONDS = 2e-5       # per-step overhead of the particle loop
 _DOF_BYTES = 1500          # matrices and work vectors per dof of the state mesh
 _SITE_DOF_BYTES = 160      # state and history vectors of one site, per dof
 _DOF_STEP_SECONDS = 3e-7   # one site, one dof, one step (assembly and solves)
-
-
-class PreflightError(FpsolverError, MemoryError):
-    """A run refused before its work: too large for the machine, or too long."""
 
 
 @dataclass

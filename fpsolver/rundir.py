@@ -149,11 +149,16 @@ class RunFolder:
         overwrite: remove another run's files first instead of refusing.
         keep: paths inside ``out`` not to remove or count as another run (e.g. the
             checkpoint being resumed).
+        continues: the run resumes the one ``out`` holds (its checkpoint is inside
+            ``out``): that run's files stay (earlier snapshots) and are replaced as the
+            resumed run writes.
     """
 
-    def __init__(self, out, *, overwrite: bool = False, keep=(), command: str = ""):
+    def __init__(self, out, *, overwrite: bool = False, keep=(), command: str = "",
+                 continues: bool = False):
         self.out = Path(out)
         self.overwrite = overwrite
+        self.continues = continues
         self.keep = [Path(k).absolute() for k in keep]
         self.command = command
         self.run_id = new_run_id()
@@ -202,7 +207,7 @@ class RunFolder:
         for orphan in self.out.glob(".*.*"):  # temporary files of a killed writer
             if orphan.name != LOCK and any(orphan.name.startswith(f".{n}.") for n in RUN_FILES):
                 orphan.unlink(missing_ok=True)
-        if not present:
+        if not present or self.continues:
             return
         if not self.overwrite:
             raise RunFolderError(f"--out {self.out} already holds a run ({', '.join(present)})"

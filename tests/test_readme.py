@@ -23,7 +23,7 @@ PROGRAMS = ("fpsolver", "mpirun", "srun", "make", "docker")
 # overrides appended to shorten a run (a later --set wins); keyed by (command, scenario)
 SHORT = {
     "particles": ["--set", "n=2000", "--set", "t_end=0.1"],
-    "kinetic": ["--set", "t_end=0.04", "--set", "kinetic.dt=0.01", "--set", "kinetic.cells=16",
+    "kinetic": ["--set", "t_end=0.04", "--set", "kinetic.dt=0.01",
                 "--quiet"],
     "kinetic ring-bump": ["--set", "space.sites=8"],
     "kinetic my-torus.toml": ["--set", "space.sites=2"],

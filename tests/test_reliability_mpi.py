@@ -126,7 +126,7 @@ def test_resume_on_another_rank_count_is_refused(tmp_path):
 
 # -- the kinetic solver: SIGTERM at a random step, resume, same final fields ---------------
 
-KINETIC = ["kinetic", "linear", "--set", "kinetic.cells=16", "--set", "kinetic.degree=1",
+KINETIC = ["kinetic", "linear", "--set", "kinetic.cells=16",
            "--set", "kinetic.dt=0.01", "--set", "t_end=0.5", "--quiet",
            "--set", "record.snapshots=[0.0, 0.25, 0.5]"]  # 50 steps of dt = 0.01
 
@@ -174,7 +174,7 @@ def test_kinetic_sigterm_then_resume_matches_uninterrupted_run(tmp_path, ranks):
     for name in ("vbar", "cov", "mass", "marginal_e", "marginal_i"):
         a, b = ref_ds[name].values, cut_ds[name].values
         assert a.shape == b.shape and np.abs(a - b).max() <= 1e-12 * np.abs(a).max(), name
-    _assert_same_final(tmp_path, ranks, 50, ("group_p", "vbar", "rec_vbar", "rec_cov",
+    _assert_same_final(tmp_path, ranks, 50, ("q", "vbar", "rec_vbar", "rec_cov",
                                              "rec_mass"))
 
 
@@ -215,14 +215,14 @@ def test_kinetic_nan_stops_every_rank_with_last_good_state(tmp_path, ranks):
     assert "the last good state is saved in ck (step 11, t = 0.11)" in err
     assert "Abort" not in err and "Traceback" not in err
     saved = _final(tmp_path / "ck", ranks)
-    assert all(int(s["step_index"]) == 11 and np.isfinite(s["group_p"]).all() for s in saved)
+    assert all(int(s["step_index"]) == 11 and np.isfinite(s["q"]).all() for s in saved)
 
 
 @pytest.mark.slow
 def test_kinetic_external_sigterm_to_mpirun_then_resume(tmp_path):
     """SIGTERM sent to `mpirun` from outside at a random moment (forwarded to the ranks)."""
     args = [Path(BIN) / "fpsolver", "kinetic", "linear", "--set", "kinetic.cells=16",
-            "--set", "kinetic.degree=1", "--set", "t_end=0.5", "--set", "kinetic.dt=0.001"]
+            "--set", "t_end=0.5", "--set", "kinetic.dt=0.001"]
     rc, out, err = _run(2, [*args, "--quiet", "--checkpoint-dir", "ref"], timeout=300,
                         cwd=tmp_path)
     assert rc == 0, err
@@ -240,7 +240,7 @@ def test_kinetic_external_sigterm_to_mpirun_then_resume(tmp_path):
     assert "interrupted by SIGTERM after step" in err
     rc, out, err = _run(2, [*args, "--quiet", "--resume", "cut"], timeout=300, cwd=tmp_path)
     assert rc == 0, err
-    _assert_same_final(tmp_path, 2, 500, ("group_p", "vbar", "rec_vbar", "rec_cov"))
+    _assert_same_final(tmp_path, 2, 500, ("q", "vbar", "rec_vbar", "rec_cov"))
 
 
 def test_kinetic_resume_extends_a_finished_run_but_never_shortens_it(tmp_path):

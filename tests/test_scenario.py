@@ -85,7 +85,7 @@ def test_load_by_path(tmp_path):
     ("noise.family='colored'", "noise.family"),            # unknown family
     ("kernel.family='box'", "kernel.family"),              # unknown family
     ("initial.cov=[[1.0, 2.0], [2.0, 1.0]]", "initial.cov"),  # not positive definite
-    ("kinetic.degree=3", "kinetic.degree"),
+    ("kinetic.degree=5", "kinetic.degree"),
     ("kinetic.scheme='rk4'", "kinetic.scheme"),
     # gaps found by the fuzz tests (tests/test_fuzz_scenario.py), closed
     ("initial.cov=[[inf, 0.0], [0.0, inf]]", "initial.cov"),
@@ -134,5 +134,5 @@ def test_grid_positions_need_divisible_n():
 
 def test_kinetic_step_longer_than_the_run():
     with pytest.raises(ScenarioError) as info:
-        load_scenario("tanh", ["t_end=0.002", "dt=0.001"])
+        load_scenario("tanh", ["t_end=0.002", "kinetic.dt=0.01"])
     assert info.value.field == "kinetic.dt"

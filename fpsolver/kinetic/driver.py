@@ -32,18 +32,19 @@ _PARTS = ("K_time", "K_space", "K_truncation", "vbar_time", "vbar_space")
 
 
 def _progress(progress, comm):
-    """``report(t, t_end)``: the caller's callable, a log line every 10% of t_end, or none."""
+    """``report(step, t, t_end)``: the caller's callable, a log line every 10% of t_end,
+    or none."""
     if callable(progress):
         return progress
     if progress is None and comm.rank == 0:
         marks = {"next": 0.1}
 
-        def report(t, t_end):
+        def report(step, t, t_end):
             if t >= marks["next"] * t_end - 1e-12:
                 marks["next"] = np.floor(10 * t / t_end + 1e-9) / 10 + 0.1
                 logger.info("kinetic t = %.4g of %g", t, t_end)
         return report
-    return lambda t, t_end: None
+    return lambda step, t, t_end: None
 
 
 class _Events:
@@ -175,7 +176,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
         scenario: the scenario (``scenario.kinetic`` sets the discretisation).
         comm: MPI communicator (default ``MPI.COMM_WORLD``); sites are split over its ranks.
         model: a prebuilt :class:`~fpsolver.model.Model` (default ``build_model(scenario)``).
-        progress: ``callable(step, steps, t)``, ``None`` (log every 10%) or ``False``.
+        progress: ``callable(step, t, t_end)``, ``None`` (log every 10%) or ``False``.
         snapshot_dir: where ParaView density snapshots (VTX ``.bp``) go; None: none.
         control: a :class:`~fpsolver.runtime.RunControl` (entered): resume, checkpoints,
             bad-number checks and stop requests at every step; None: none.
@@ -218,7 +219,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
             estimator.advance()
         control_dt.accept(stepper.t, observables(stepper))
         health.check(stepper)
-        report(stepper.t, t_end)
+        report(stepper.step_index, stepper.t, t_end)
         events.reached(stepper.t, rec, writer, stepper, estimator)
         if control is not None:
             control.end_of_step(n, stepper.t, lambda: _state(stepper, estimator, control_dt,

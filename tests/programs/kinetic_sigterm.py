@@ -20,7 +20,7 @@ _real = kinetic.run_kinetic
 def run_kinetic(scenario, **kwargs):
     comm = kwargs["comm"]
 
-    def progress(n, steps, t):
+    def progress(n, t, t_end):
         if n == STOP and comm.rank == 0:
             os.kill(os.getpid(), signal.SIGTERM)
     return _real(scenario, **{**kwargs, "progress": progress})
