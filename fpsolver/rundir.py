@@ -25,7 +25,7 @@ import signal
 import uuid
 from pathlib import Path
 
-from fpsolver.errors import FpsolverError
+from fpsolver.errors import RunFolderError
 
 __all__ = ["RunFolder", "RunFolderError", "new_run_id", "write_manifest",
            "verify_run_folder", "deferred_signals", "MANIFEST", "RUN_FILES"]
@@ -36,10 +36,6 @@ LOCK = ".fpsolver.lock"
 # everything a run may leave in its folder (removed together by --overwrite)
 RUN_FILES = (MANIFEST, "summary.json", "observables.nc", "scenario.toml", "stability.json",
              "snapshots", "checkpoint", "figures")
-
-
-class RunFolderError(FpsolverError, OSError):
-    """An output folder cannot take this run, or does not hold one complete run."""
 
 
 def new_run_id() -> str:
