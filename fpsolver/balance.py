@@ -85,7 +85,8 @@ class BalanceConstraint:
 
     def reduced_jacobian(self, gp: np.ndarray) -> np.ndarray:
         """U^T DPhi U, shape (rank, rank): the Jacobian restricted to the range of the
-        balanced input (Newton's matrix; the fast Jacobian of MODEL §4)."""
+        balanced input (Newton's matrix; the fast Jacobian of MODEL §4).
+        """
         return self.U.T @ self.jacobian(gp) @ self.U
 
     def project(self, phi: np.ndarray) -> np.ndarray:
@@ -152,7 +153,8 @@ class BalanceConstraint:
 
     def roundoff(self, g: np.ndarray) -> float:
         """The level of |U^T Phi| that round-off alone leaves: 1000 eps times the largest
-        term of the sum Phi (inputs, and each s_b J_ab w_k <G_ab>)."""
+        term of the sum Phi (inputs, and each s_b J_ab w_k <G_ab>).
+        """
         terms = np.einsum("abjk,abk->ja", np.abs(self.W), np.abs(g))
         scale = 1 + np.abs(self.model.inputs).max() + terms.max()
         return 1e3 * np.finfo(float).eps * scale * np.sqrt(self.U.shape[0])

@@ -170,7 +170,8 @@ def noise_family(name: str, *, sigma, kappa=(0.0, 0.0)) -> Family:
 
 def diffusion_coefficients(family: Family) -> np.ndarray | None:
     """Exact c[g, k, l] (shape (2, 3, 3)) with D_gg(v) = S_gg(v)^2 = sum c[g, k, l] v_e^k v_i^l,
-    i.e. D_aa = sigma_a^2 + sigma_a^2 kappa_a v_a^2; None for a user noise."""
+    i.e. D_aa = sigma_a^2 + sigma_a^2 kappa_a v_a^2; None for a user noise.
+    """
     if not family.builtin:
         return None
     sig, kap = family.params["sigma"], family.params["kappa"]

@@ -54,7 +54,8 @@ def backward_derivative(history: Sequence[np.ndarray], dt) -> np.ndarray:
 
 def grid_derivative(vbar: np.ndarray, t: np.ndarray) -> np.ndarray:
     """d vbar/dt on a time grid ``t`` (axis 0 of ``vbar``): second-order differences
-    (central inside, one-sided at the ends); zero with fewer than three times."""
+    (central inside, one-sided at the ends); zero with fewer than three times.
+    """
     if len(t) <= 2:
         return np.zeros_like(vbar)
     return np.gradient(vbar, t, axis=0, edge_order=2)

@@ -61,17 +61,20 @@ class Model:
 
     def builtin(self, *terms: str) -> bool:
         """True if every term named (default: all four) is a built-in family, i.e. has a
-        name and parameters that a fast path can use; False if any is a user callable."""
+        name and parameters that a fast path can use; False if any is a user callable.
+        """
         return all(self.family(t).builtin for t in (terms or families.TERMS))
 
     def drift_coefficients(self) -> np.ndarray | None:
         """Exact c[g, k, l], shape (2, 4, 4): F_g(v) = sum c[g, k, l] v_e^k v_i^l (degree
-        3); None for a user F."""
+        3); None for a user F.
+        """
         return families.drift_coefficients(self.family("F"))
 
     def diffusion_coefficients(self) -> np.ndarray | None:
         """Exact c[g, k, l], shape (2, 3, 3): D_gg(v) = S_gg(v)^2 = sum c[g, k, l] v_e^k
-        v_i^l (degree 2); None for a user S."""
+        v_i^l (degree 2); None for a user S.
+        """
         return families.diffusion_coefficients(self.family("S"))
 
     # -- the callables -----------------------------------------------------------------
@@ -99,7 +102,8 @@ class Model:
     @property
     def linear_drift(self) -> tuple | None:
         """``(Lambda, f0)`` if F is the built-in ``linear`` family, F(v) = -Lambda v + f0
-        (Lambda = diag(1/tau) - L, f0 = 0); else None."""
+        (Lambda = diag(1/tau) - L, f0 = 0); else None.
+        """
         F = self.families["F"]
         if F.name != "linear":
             return None
@@ -147,7 +151,8 @@ def _check_size(kind: str, count: int) -> None:
 
 def scenario_families(sc: Scenario) -> dict:
     """The built-in families the scenario names, with its parameters (the one place that
-    reads the scenario's model sections)."""
+    reads the scenario's model sections).
+    """
     pops, d, g, k = (sc.populations.e, sc.populations.i), sc.dynamics, sc.gains, sc.kernel
     return {
         "F": families.drift_family(d.family, tau=[p.tau for p in pops], coupling=d.coupling,

@@ -70,7 +70,8 @@ def _files(out: Path, names) -> list[Path]:
 def write_manifest(out, run_id: str, names, *, status: str = "complete",
                    command: str = "") -> Path:
     """Write ``manifest.json`` (atomically, last) listing ``names`` (files or folders
-    below ``out``) with their sha256 checksums."""
+    below ``out``) with their sha256 checksums.
+    """
     from fpsolver.output import atomic_write
 
     out = Path(out)
@@ -125,7 +126,8 @@ def verify_run_folder(out, *, allow_interrupted: bool = True) -> dict:
 @contextlib.contextmanager
 def deferred_signals(signals=(signal.SIGTERM, signal.SIGINT)):
     """SIGTERM/SIGINT arriving inside the block are held until it ends (so the output
-    writing completes); yields a list that receives the names of the signals held."""
+    writing completes); yields a list that receives the names of the signals held.
+    """
     import threading
 
     held: list[str] = []

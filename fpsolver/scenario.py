@@ -514,7 +514,8 @@ def _read_text(path: Path, label: str) -> str:
 
 def _depth(text: str) -> int:
     """An upper bound of the nesting depth of brackets and braces (outside strings is not
-    distinguished: a bound is all that is needed)."""
+    distinguished: a bound is all that is needed).
+    """
     depth = deepest = 0
     for ch in text:
         if ch in "[{":
@@ -615,5 +616,6 @@ def load_scenario(name_or_path: str | Path, overrides: list[str] | None = None) 
 def to_toml(scenario: Scenario) -> str:
     """The resolved scenario as TOML text (round-trips through :func:`load_scenario`):
     ``tomli_w`` quotes and escapes every string and key (newlines, quotes, dotted PETSc
-    keys such as ``"pc.x"``)."""
+    keys such as ``"pc.x"``).
+    """
     return tomli_w.dumps(scenario.to_dict())

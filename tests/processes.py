@@ -7,7 +7,8 @@ import pytest
 
 def communicate_or_fail(proc: subprocess.Popen, timeout: float, what: str):
     """(returncode, stdout, stderr) of ``proc``; kill it and fail the test if it is still
-    running after ``timeout`` seconds (``what`` names it in the failure)."""
+    running after ``timeout`` seconds (``what`` names it in the failure).
+    """
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

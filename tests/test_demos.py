@@ -125,7 +125,8 @@ def _run_under_mpirun(name: str, tmp_path: Path) -> dict:
 @pytest.mark.parametrize("name", list(CHECKS))
 def test_demo_quick_run(name, ranks, tmp_path, monkeypatch):
     """The quick run (what CI=1 selects), in-process or under mpirun -n 2, plots data that
-    passes the demo's checks."""
+    passes the demo's checks.
+    """
     if ranks == 1:
         monkeypatch.chdir(tmp_path)
         data = _demo(name).main(quick=True)

@@ -68,7 +68,8 @@ def _ldd(lib: Path) -> dict[str, str]:
 
 def _owners(paths) -> dict[str, str]:
     """path -> the Debian package owning it (as linked or resolved, /usr toggled: usrmerge),
-    from one ``dpkg -S`` call."""
+    from one ``dpkg -S`` call.
+    """
     candidates = {}
     for path in paths:
         real = str(Path(path).resolve())

@@ -100,7 +100,8 @@ def test_stepper_state_restore():
 
 def test_truncation_warning(caplog):
     """A box too small for the density warns, says to raise kinetic.half_width, and the
-    run's error estimate shows the truncation."""
+    run's error estimate shows the truncation.
+    """
     sc = load_scenario("tanh", ["t_end=0.05", "kinetic.cells=16", "kinetic.half_width=3.5"])
     with caplog.at_level("WARNING"):
         res = run_kinetic(sc, comm=MPI.COMM_SELF, progress=False)
@@ -112,7 +113,8 @@ def test_truncation_warning(caplog):
 
 def test_snapshots(tmp_path):
     """Marginals in y (common grid) integrate to 1 and carry the run's variance; the 2-d
-    density keeps the e-i covariance; VTX files appear for ParaView."""
+    density keeps the e-i covariance; VTX files appear for ParaView.
+    """
     sc = load_scenario("tanh", ["t_end=0.1", "record.snapshots=[0.0, 0.1]",
                                 "initial.cov=[[1.0, -0.5], [-0.5, 2.0]]"])
     res = run_kinetic(sc, comm=MPI.COMM_SELF, progress=False, snapshot_dir=tmp_path)
@@ -141,7 +143,8 @@ def test_snapshots(tmp_path):
 def test_refinement_moves_densities_exactly():
     """A nested refinement keeps every density (the old space is a subspace of the new):
     moments unchanged to round-off; undoing it restores mass 1 and the moments to the
-    interpolation error of a smooth density."""
+    interpolation error of a smooth density.
+    """
     sc = load_scenario("bistable", ["kinetic.cells=16"])
     st = KineticStepper(build_model(sc), MPI.COMM_SELF)
     st.step()
@@ -157,7 +160,8 @@ def test_refinement_moves_densities_exactly():
 
 def test_positivity_loss_stops_with_the_cause():
     """A drift the mesh cannot resolve (refinement not allowed) stops with the real
-    cause: positivity, the site, the time, and the fix."""
+    cause: positivity, the site, the time, and the fix.
+    """
     from fpsolver.errors import NumericalError
 
     sc = load_scenario("tests/data/torus-cubic.toml", ["kinetic.cells=12", "t_end=0.2"])

@@ -91,7 +91,8 @@ def test_user_callables_use_generic_path():
 @pytest.mark.parametrize("case", list(CASES))
 def test_coefficients_are_the_families(case):
     """The model's exact coefficients of F and D = S^2 reproduce its callables (to
-    round-off on [-3, 3]^2), and are None for user callables."""
+    round-off on [-3, 3]^2), and are None for user callables.
+    """
     name, sets = CASES[case]
     model = build_model(load_scenario(name, SMALL + sets))
     ve, vi = np.meshgrid(np.linspace(-3, 3, 13), np.linspace(-3, 2, 11), indexing="ij")
@@ -126,7 +127,8 @@ def _user_copy(sc):
 def test_generic_run_equals_fast_run(user):
     """A few coupled steps (densities, frames, Newton) with user callables equal to the
     built-in families (generic UFL path: a hand-written copy, or the model's own
-    callables) give the built-in run (fast polynomial path) to 1e-12."""
+    callables) give the built-in run (fast polynomial path) to 1e-12.
+    """
     name, sets = CASES["double_well-multiplicative"]
     sc = load_scenario(name, ["kinetic.cells=16", "kinetic.dt=0.01"] + sets)
     model = build_model(sc)

@@ -116,7 +116,8 @@ class StabilityBound:
 
     def group_excess(self, P, P_ref, scheme: str, margin: float) -> float:
         """Growth excess of sites ``P`` against one reference: their worst case at every
-        point together (the largest drift and diffusion differences)."""
+        point together (the largest drift and diffusion differences).
+        """
         db, dDmax, dDmin, Dr = self.differences(P, np.broadcast_to(P_ref, P.shape))
         env = (db.max(axis=0), dDmax.max(axis=0), dDmin.min(axis=0), Dr.min(axis=0))
         return float(self.excess(*env, scheme, margin).max())

@@ -75,7 +75,8 @@ def check_moments(stepper, cov: np.ndarray) -> None:
 
 class HealthWarnings:
     """Warn once per kind about negative values and mass near the box's edge; keep the
-    smallest min/peak of any site at any step (``min_relative``)."""
+    smallest min/peak of any site at any step (``min_relative``).
+    """
 
     def __init__(self, comm):
         self.comm, self.said = comm, set()

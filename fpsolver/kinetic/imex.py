@@ -83,7 +83,8 @@ class ImexScheme:
     # -- implicit systems -------------------------------------------------------------
     def _system(self, c: float, theta: float, ref: np.ndarray):
         """(solver, K, A, A_csr) of ``c M - theta A(ref)``; a released system is refilled
-        when there is one (numeric refactorisation only)."""
+        when there is one (numeric refactorisation only).
+        """
         key = (c, theta, np.asarray(ref, float).tobytes())
         if key in self._systems:
             return self._systems[key]

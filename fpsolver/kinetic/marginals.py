@@ -156,7 +156,8 @@ class MarginalRule:
 
     def evaluate(self, values: np.ndarray, b: int, z: np.ndarray) -> np.ndarray:
         """The marginals (rows of node ``values``) at points z (exact: the polynomial of
-        each interval through its nodes); 0 outside the mesh."""
+        each interval through its nodes); 0 outside the mesh.
+        """
         edges = self.edges[b]
         idx = np.clip(np.searchsorted(edges, z, side="right") - 1, 0, len(edges) - 2)
         lo, width = edges[idx], np.diff(edges)[idx]

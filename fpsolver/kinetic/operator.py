@@ -46,7 +46,8 @@ PARAMS = 8  # vbar (2), <F> (2), ell (2), elld (2)
 
 def shifted(c: np.ndarray, vbar: np.ndarray, m: int, n: int, g: int) -> np.ndarray:
     """Coefficient of y_e^m y_i^n in f_g(vbar + y) for f_g = sum c[g,k,l] v_e^k v_i^l,
-    for every row of ``vbar`` (sites, 2)."""
+    for every row of ``vbar`` (sites, 2).
+    """
     d = c.shape[1] - 1
     out = np.zeros(len(vbar))
     for k in range(m, d + 1):
@@ -196,7 +197,8 @@ class PolynomialOperator(_Base):
 
     def difference(self, Q: np.ndarray, P: np.ndarray, refs: np.ndarray) -> np.ndarray:
         """(A(P_j) - A(P_r)) q_j for every row j of Q (owned values), shape like Q;
-        ``refs`` (sites, 8) each row's reference parameters."""
+        ``refs`` (sites, 8) each row's reference parameters.
+        """
         ds = self.scalars(P) - self.scalars(np.atleast_2d(refs))
         k, n = Q.shape
         out = np.zeros_like(Q)
@@ -359,7 +361,8 @@ class FormOperator(_Base):
 
 def build_operator(V, model, qdeg: int):
     """The fast :class:`PolynomialOperator` when F and S are built-in families (exact
-    polynomial coefficients from the model), else the generic :class:`FormOperator`."""
+    polynomial coefficients from the model), else the generic :class:`FormOperator`.
+    """
     if not model.builtin("F", "S"):
         return FormOperator(V, model, qdeg)
     return PolynomialOperator(V, model.drift_coefficients(), model.diffusion_coefficients(),

@@ -21,7 +21,8 @@ MOMENT_DEGREE = 4  # raw moments E[z_e^m z_i^n], m + n <= 4: up to kurtosis and 
 
 def quadrature_degree(degree: int) -> int:
     """Rule for expectations under a P``degree`` density: exact for z^4 q_h, and a few
-    orders more for the smooth gains (tanh) whose expectations fix vbar."""
+    orders more for the smooth gains (tanh) whose expectations fix vbar.
+    """
     return max(MOMENT_DEGREE + degree, 2 * degree + 4)
 
 
@@ -93,7 +94,8 @@ class DensityQuadrature:
 
     def moments(self, p: np.ndarray) -> np.ndarray:
         """Partial raw sums of z_e^m z_i^n p over this rank's cells, for
-        ``monomials(4)`` (first the mass), from the dofs ``p`` (not normalised)."""
+        ``monomials(4)`` (first the mass), from the dofs ``p`` (not normalised).
+        """
         return self.C @ p
 
     def functional(self, f: np.ndarray) -> np.ndarray:

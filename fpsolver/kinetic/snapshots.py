@@ -32,7 +32,8 @@ GRID_2D = 81
 
 def density_in_y(ds, snapshot: int, site: int):
     """(y_e, y_i, p) of the 2-d density of ``observables.nc`` at one snapshot and one of
-    its density sites: y_e (n,), y_i (m,), p (n, m) (density units)."""
+    its density sites: y_e (n,), y_i (m,), p (n, m) (density units).
+    """
     ell = np.asarray(ds["density_ell"].values)[snapshot, site]
     z_e, z_i = np.asarray(ds["z_e"].values), np.asarray(ds["z_i"].values)
     return ell[0] * z_e, ell[1] * z_i, np.asarray(ds["density"].values)[snapshot, site]

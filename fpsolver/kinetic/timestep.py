@@ -30,7 +30,8 @@ _CALM = 3        # steps below 1/16 of the target before the step doubles
 
 def observables(stepper) -> np.ndarray:
     """What the step control watches: the z-moments of orders 2-4 of every site (and
-    vbar scaled by max(1, |vbar|) when the constraint leaves part of it free)."""
+    vbar scaled by max(1, |vbar|) when the constraint leaves part of it free).
+    """
     parts = [stepper.raw[:, 3:].ravel()]  # monomials(4) from order 2 on
     if stepper.constraint is not None and not stepper.constraint.full_rank:
         parts.append((stepper.vbar / np.maximum(1, np.abs(stepper.vbar))).ravel())

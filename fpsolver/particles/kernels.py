@@ -47,7 +47,8 @@ _JIT = dict(nogil=True, fastmath=False, cache=True)
 def _tanh(z):
     """(tanh z, 1 - tanh^2 z) from one exp: with e = exp(-2|z|) and d = 1/(1 + e),
     tanh|z| = (1 - e) d and tanh' = 4 e d^2 (absolute error ~1e-16; no cancellation in
-    the derivative at large |z|)."""
+    the derivative at large |z|).
+    """
     e = math.exp(-2.0 * abs(z))
     d = 1.0 / (1.0 + e)
     t = (1.0 - e) * d

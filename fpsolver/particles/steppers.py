@@ -36,7 +36,8 @@ def block_size(n: int, rank: int) -> int:
     """Pairs per block: about ``BLOCK``, with a multiple of 8 blocks so that 1, 2, 4 or 8
     threads get equal shares; at most 64 blocks when rank > 16 (the partial sums, blocks x
     rank, stay cheap to zero and add). Depends on n and rank only, never on the threads:
-    the blocks fix both the summation order and which generator draws which normal."""
+    the blocks fix both the summation order and which generator draws which normal.
+    """
     blocks = 8 * -(-n // (8 * BLOCK))
     if rank > 16:
         blocks = min(blocks, 64)
@@ -45,7 +46,8 @@ def block_size(n: int, rank: int) -> int:
 
 def kernel_params(model: Model, dt: float) -> np.ndarray:
     """The parameter vector ``p`` of :mod:`.kernels` (layout ``PARAM_NAMES``), read from
-    the model's built-in F and S families (parameters a family lacks are unused by it)."""
+    the model's built-in F and S families (parameters a family lacks are unused by it).
+    """
     F, S = model.family("F").params, model.family("S").params
     L = F["coupling"]
     return np.array([dt, np.sqrt(dt), *F["tau"], *L[0], *L[1],

@@ -75,7 +75,8 @@ def array_checksum(array: np.ndarray) -> str:
 def agree_on_step(comm, step: int, expected: int | None = None, what: str = "checkpoint"
                   ) -> None:
     """Raise :class:`CheckpointError` on every rank unless all ranks hold ``step`` (and it
-    equals ``expected`` when given); collective (two small allreduces)."""
+    equals ``expected`` when given); collective (two small allreduces).
+    """
     try:
         step = int(np.asarray(step).item())
     except (TypeError, ValueError, OverflowError):

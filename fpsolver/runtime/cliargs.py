@@ -59,7 +59,8 @@ def resume_command(args, directory) -> str:
 
 def _no_petsc_signal_handler() -> None:
     """Keep PETSc (when it starts later in this process) off SIGTERM/SIGINT: the run stops
-    cleanly through :class:`StopRequest` instead of PETSc's abort."""
+    cleanly through :class:`StopRequest` instead of PETSc's abort.
+    """
     import os
 
     options = os.environ.get("PETSC_OPTIONS", "")

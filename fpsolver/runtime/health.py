@@ -21,7 +21,8 @@ __all__ = ["NumericalError", "find_bad_numbers", "check_state"]
 
 def _entries(fields: Mapping) -> list[tuple[object, str, np.ndarray]]:
     """Normalise to (site, quantity, values): keys ``name`` (leading axis = site) or
-    ``(site, name)``."""
+    ``(site, name)``.
+    """
     out = []
     for key, value in fields.items():
         if isinstance(key, tuple):
