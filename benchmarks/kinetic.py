@@ -58,8 +58,9 @@ def _front(points):
 
 
 def _fit(points):
-    """(a, b) of t = a e^-b, log-log least squares over the three most accurate points of
-    the cost/error front.
+    """(a, b) of t = a e^-b by log-log least squares.
+
+    Over the three most accurate points of the cost/error front.
     """
     pts = _front(points)[-3:]
     slope, icpt = np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)

@@ -10,9 +10,9 @@ reduction) it runs the kinetic solver twice on one rank with one BLAS thread:
   cells, BDF2 at dt = 0.0025: the shipped ``tanh`` settings), the baseline of "cost vs
   today".
 
-and prints/writes (a failed run: its error message) the relative K error, the vbar error, the run's own estimate, the
-smallest density / peak and the wall time (``run_kinetic``'s, setup included), with the
-cost relative to ``tanh`` in the box. Results go to
+and prints/writes (a failed run: its error message) the relative K error, the vbar error,
+the run's own estimate, the smallest density / peak and the wall time (``run_kinetic``'s,
+setup included), with the cost relative to ``tanh`` in the box. Results go to
 ``benchmarks/results/kinetic-sweep.json``.
 """
 
