@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 NP     ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test test-slow test-mpi bench bench-brian clean
+.PHONY: install lint demo test test-slow test-mpi bench bench-brian clean
 
 install: $(STAMP)
 
@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/fpsolver demo --out out/demo
 
-test: install
+test: install lint
 	$(PY) -m pytest -m "not slow" -q
+
+# ruff: pyflakes/pycodestyle, pydocstyle (google) and import order ([tool.ruff] in pyproject.toml)
+lint: install
+	$(VENV)/bin/ruff check fpsolver tests benchmarks demos scripts
 
 test-slow: install
 	$(PY) -m pytest -m slow -q

@@ -58,8 +58,10 @@ def _front(points):
 
 
 def _fit(points):
-    """(a, b) of t = a e^-b, log-log least squares over the three most accurate points of
-    the cost/error front."""
+    """(a, b) of t = a e^-b by log-log least squares.
+
+    Over the three most accurate points of the cost/error front.
+    """
     pts = _front(points)[-3:]
     slope, icpt = np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)
     return float(np.exp(icpt)), float(-slope)
@@ -143,9 +145,9 @@ def fplanck_ou(N: int, t_end: float = 2.0, half_width: float = 4.0) -> dict:
     fplanck solves d_t p = -div(F/drag p) + div(kT/drag grad p) (k Boltzmann's
     constant): drag 1, potential U = y^T A y / 2 (force -A y) and kT_a = D_aa / 2.
     """
-    from scipy import constants
     from fplanck.potentials import harmonic_potential
     from fplanck.solver import FokkerPlanck
+    from scipy import constants
 
     from fpsolver.kinetic.ou import OU_A, OU_D, OU_K0, OU_M0
 

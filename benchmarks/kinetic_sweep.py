@@ -10,9 +10,9 @@ reduction) it runs the kinetic solver twice on one rank with one BLAS thread:
   cells, BDF2 at dt = 0.0025: the shipped ``tanh`` settings), the baseline of "cost vs
   today".
 
-and prints/writes (a failed run: its error message) the relative K error, the vbar error, the run's own estimate, the
-smallest density / peak and the wall time (``run_kinetic``'s, setup included), with the
-cost relative to ``tanh`` in the box. Results go to
+and prints/writes (a failed run: its error message) the relative K error, the vbar error,
+the run's own estimate, the smallest density / peak and the wall time (``run_kinetic``'s,
+setup included), with the cost relative to ``tanh`` in the box. Results go to
 ``benchmarks/results/kinetic-sweep.json``.
 """
 
@@ -38,13 +38,12 @@ BOX = ["kinetic.frame=fixed", "kinetic.half_width=8.0", "kinetic.cells=88",
 
 def run_case(name: str, sets: list, numerics: list) -> dict:
     from mpi4py import MPI
-
-    from fpsolver.gaussian import run_gaussian
-    from fpsolver.kinetic import run_kinetic
-    from fpsolver.scenario import load_scenario
     from test_kinetic_sweep import true_errors
 
     from fpsolver.errors import FpsolverError
+    from fpsolver.gaussian import run_gaussian
+    from fpsolver.kinetic import run_kinetic
+    from fpsolver.scenario import load_scenario
 
     sc = load_scenario(name, ["t_end=2.0", "record.every=0.1"] + sets + numerics)
     try:

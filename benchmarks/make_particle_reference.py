@@ -110,8 +110,11 @@ MARGINALS = dict(scenario="bistable", n=10**6, time=4.0)
 
 
 def run_marginals(quick: bool) -> dict:
-    """Histograms of y_e, y_i (snapshot pairs) between the vertex lines of the scenario's
-    uniform kinetic mesh: there the FE distribution function is exact by quadrature."""
+    """Histograms of y_e, y_i (snapshot pairs) on the kinetic mesh's vertex lines.
+
+    Bins between the vertex lines of the scenario's uniform kinetic mesh: there the FE
+    distribution function is exact by quadrature.
+    """
     n = MARGINALS["n"] // 16 if quick else MARGINALS["n"]
     sc = load_scenario(MARGINALS["scenario"], [f"n={n}", f"t_end={MARGINALS['time']}",
                                                f"record.snapshots=[{MARGINALS['time']}]"])

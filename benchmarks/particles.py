@@ -80,7 +80,8 @@ def bench_brian(target: str, n: int, t_end: float, dt: float, v0) -> dict:
 
     The ``cpp_standalone`` project is generated, built and run in a temporary folder,
     removed afterwards (Brian2's default, ``output/`` in the working directory, would
-    litter the repository)."""
+    litter the repository).
+    """
     with tempfile.TemporaryDirectory(prefix="fpsolver-brian-") as project:
         return _bench_brian(target, n, t_end, dt, v0, project)
 

@@ -1,3 +1,5 @@
+"""Entry point of ``python -m fpsolver``: runs the command-line interface."""
+
 import sys
 
 from fpsolver.cli import main

@@ -72,6 +72,7 @@ class BalanceConstraint:
 
     @property
     def rank(self) -> int:
+        """Dimension of the range of the balanced input (the columns of U)."""
         return self.U.shape[1]
 
     def residual(self, g: np.ndarray) -> np.ndarray:
@@ -84,11 +85,15 @@ class BalanceConstraint:
         return (self.W * gp[:, :, None, :]).transpose(0, 2, 1, 3).reshape(2 * B, 2 * B)
 
     def reduced_jacobian(self, gp: np.ndarray) -> np.ndarray:
-        """U^T DPhi U, shape (rank, rank): the Jacobian restricted to the range of the
-        balanced input (Newton's matrix; the fast Jacobian of MODEL §4)."""
+        """Newton's matrix U^T DPhi U, shape (rank, rank).
+
+        The Jacobian restricted to the range of the balanced input (the fast Jacobian of
+        MODEL §4).
+        """
         return self.U.T @ self.jacobian(gp) @ self.U
 
     def project(self, phi: np.ndarray) -> np.ndarray:
+        """Coordinates U^T phi of a residual ``phi`` of shape ``(sites, 2)`` in the range."""
         return self.U.T @ phi.T.ravel()
 
     def solve(self, expect: Expect, base: np.ndarray, *, tol: float = 1e-12,
@@ -151,8 +156,11 @@ class BalanceConstraint:
             "Check the scenario with `fpsolver stability SCENARIO`.")
 
     def roundoff(self, g: np.ndarray) -> float:
-        """The level of |U^T Phi| that round-off alone leaves: 1000 eps times the largest
-        term of the sum Phi (inputs, and each s_b J_ab w_k <G_ab>)."""
+        """Level of |U^T Phi| that round-off alone leaves.
+
+        1000 eps times the largest term of the sum Phi (inputs, and each s_b J_ab w_k
+        <G_ab>).
+        """
         terms = np.einsum("abjk,abk->ja", np.abs(self.W), np.abs(g))
         scale = 1 + np.abs(self.model.inputs).max() + terms.max()
         return 1e3 * np.finfo(float).eps * scale * np.sqrt(self.U.shape[0])

@@ -163,9 +163,12 @@ def _cmd_particles(args) -> int:
 
 
 def _particles_interrupted(args, scenario, exc, folder=None) -> int:
-    """Write the records an interrupted particle run reached (``exc.result``, if ``--out``)
-    marked ``interrupted``, say so on stderr; exit code 3. The folder was claimed at the
-    start, so this never replaces a complete result."""
+    """Report an interrupted particle run; exit code 3.
+
+    Writes the records it reached (``exc.result``, if ``--out``) marked ``interrupted`` and
+    says so on stderr. The folder was claimed at the start, so this never replaces a
+    complete result.
+    """
     kept = f"the records up to t = {exc.result.t[-1]:.6g}"
     if args.out is None:
         saved = f"nothing written (no --out; {kept} are lost)"
@@ -316,10 +319,12 @@ _COMMANDS = {"particles": _cmd_particles, "gaussian": _cmd_gaussian,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 2 bad input or failed run, 3 interrupted
-    by SIGTERM/SIGINT after saving what it could: kinetic a checkpoint, particles the
-    records reached). Expected failures (:mod:`fpsolver.failures`) are one line with the
-    fix; ``--debug`` shows their traceback."""
+    """Run the CLI and return its exit code.
+
+    0 ok, 2 bad input or failed run, 3 interrupted by SIGTERM/SIGINT after saving what it
+    could (kinetic a checkpoint, particles the records reached). Expected failures
+    (:mod:`fpsolver.failures`) are one line with the fix; ``--debug`` shows their traceback.
+    """
     from fpsolver.failures import describe
 
     args = _parser().parse_args(argv)

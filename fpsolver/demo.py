@@ -48,7 +48,6 @@ def run_demo(out_dir: str | Path = "out/demo", *, scenario: str = DEMO_SCENARIO,
     Returns:
         ``{"runs": {solver: dir}, "figures": [paths], "times": {solver: seconds}}``.
     """
-
     from fpsolver.kinetic import run_kinetic
     from fpsolver.particles import run_particles
     from fpsolver.plotting import plot_run

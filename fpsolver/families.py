@@ -169,8 +169,10 @@ def noise_family(name: str, *, sigma, kappa=(0.0, 0.0)) -> Family:
 
 
 def diffusion_coefficients(family: Family) -> np.ndarray | None:
-    """Exact c[g, k, l] (shape (2, 3, 3)) with D_gg(v) = S_gg(v)^2 = sum c[g, k, l] v_e^k v_i^l,
-    i.e. D_aa = sigma_a^2 + sigma_a^2 kappa_a v_a^2; None for a user noise."""
+    """Exact c[g, k, l] with D_gg(v) = S_gg(v)^2 = sum c[g, k, l] v_e^k v_i^l.
+
+    Shape (2, 3, 3), i.e. D_aa = sigma_a^2 + sigma_a^2 kappa_a v_a^2; None for a user noise.
+    """
     if not family.builtin:
         return None
     sig, kap = family.params["sigma"], family.params["kappa"]
@@ -256,7 +258,7 @@ def monomials(degree: int) -> list[tuple[int, int]]:
 
 
 def evaluate_polynomial(c: np.ndarray, ve, vi) -> tuple[np.ndarray, np.ndarray]:
-    """sum c[g, k, l] v_e^k v_i^l for g = e, i (tests and checks)."""
+    """Evaluate sum c[g, k, l] v_e^k v_i^l for g = e, i (tests and checks)."""
     d = c.shape[1] - 1
     out = [0.0 * ve + 0.0 * vi, 0.0 * ve + 0.0 * vi]
     for g in range(2):

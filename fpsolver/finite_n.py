@@ -28,14 +28,15 @@ __all__ = ["balance_current", "backward_derivative", "grid_derivative", "offset"
 
 
 def balance_current(dvdt: np.ndarray, mean_F: np.ndarray) -> np.ndarray:
-    """lambda = d vbar/dt - <F(vbar + .)>, elementwise; both of shape (..., sites, 2)."""
+    """Balance current lambda = d vbar/dt - <F(vbar + .)>; shapes (..., sites, 2)."""
     return dvdt - mean_F
 
 
 def backward_derivative(history: Sequence[np.ndarray], dt) -> np.ndarray:
-    """d vbar/dt at the last of ``history`` (oldest first) by the backward difference of
-    the highest order it allows, at most 2. ``dt``: the step, or the last two steps
-    (h_1, h_2) when they differ:
+    """Backward difference d vbar/dt at the last of ``history`` (oldest first).
+
+    Of the highest order the history allows, at most 2. ``dt``: the step, or the last two
+    steps (h_1, h_2) when they differ:
 
     - two entries: (v_1 - v_0) / h_2 (first order);
     - three or more: variable-step BDF2 on the last three, w = h_2 / h_1:
@@ -53,8 +54,10 @@ def backward_derivative(history: Sequence[np.ndarray], dt) -> np.ndarray:
 
 
 def grid_derivative(vbar: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """d vbar/dt on a time grid ``t`` (axis 0 of ``vbar``): second-order differences
-    (central inside, one-sided at the ends); zero with fewer than three times."""
+    """Second-order d vbar/dt on a time grid ``t`` (axis 0 of ``vbar``).
+
+    Central differences inside, one-sided at the ends; zero with fewer than three times.
+    """
     if len(t) <= 2:
         return np.zeros_like(vbar)
     return np.gradient(vbar, t, axis=0, edge_order=2)

@@ -33,8 +33,9 @@ _GAUSS_LEGENDRE = np.polynomial.legendre.leggauss(8)
 
 
 def normal_rule(sd: float) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes x and weights w with sum w f(x) ~= E f(X), X ~ N(0, 1), to ~1e-15 for the
-    gains G(vbar + sd X).
+    """Nodes x and weights w with sum w f(x) ~= E f(X), X ~ N(0, 1).
+
+    Accurate to ~1e-15 for the gains G(vbar + sd X).
 
     A composite 8-point Gauss-Legendre rule on [-12, 12] with panels of width
     min(0.5, 0.5 / sd): G(vbar + sd x) has its complex poles (tanh: Im = pi/2) at
@@ -68,6 +69,7 @@ def gaussian_expectations(model: Model, vbar: np.ndarray, K: np.ndarray):
     """<G_ab(vbar_b + y_b)> and <G_ab'> for y ~ N(0, K) at every site.
 
     Args:
+        model: gives the gains G_ab and their derivatives G_ab'.
         vbar: means, shape ``(sites, 2)``.
         K: covariance, shape ``(2, 2)`` (the same at every site).
 
@@ -107,7 +109,7 @@ def _require_gaussian(model: Model) -> None:
 def _balanced_means(scenario: Scenario, model: Model, constraint: BalanceConstraint,
                     Lambda: np.ndarray, f0: np.ndarray, D: np.ndarray,
                     t: np.ndarray) -> np.ndarray:
-    """vbar at the times ``t`` from the constraint (MODEL §2a) with K(t) of §3.
+    """Means vbar at the times ``t`` from the constraint (MODEL §2a) with K(t) of §3.
 
     Full-rank kernels fix vbar at each time. Otherwise the part of vbar outside the range
     of the balanced input follows d vbar/dt = -Lambda vbar + f0 (explicit Euler with

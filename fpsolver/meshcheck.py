@@ -22,8 +22,10 @@ _CELLS_2D = {"triangle": 3, "triangle6": 3, "quad": 4, "quad8": 4, "quad9": 4}
 
 
 class MeshSummary(dict):
-    """What :func:`check_mesh_file` found: ``points``, ``cells``, ``cell_type``, ``bounds``,
-    ``area``."""
+    """What :func:`check_mesh_file` found.
+
+    Keys ``points``, ``cells``, ``cell_type``, ``bounds`` and ``area``.
+    """
 
 
 def _triangles(cell_type: str, data: np.ndarray) -> np.ndarray:

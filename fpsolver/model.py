@@ -60,18 +60,25 @@ class Model:
             raise KeyError(f"no model term {term!r}: the terms are {families.TERMS}") from None
 
     def builtin(self, *terms: str) -> bool:
-        """True if every term named (default: all four) is a built-in family, i.e. has a
-        name and parameters that a fast path can use; False if any is a user callable."""
+        """True if every term named (default: all four) is a built-in family.
+
+        A built-in family has a name and parameters that a fast path can use; False if any
+        term is a user callable.
+        """
         return all(self.family(t).builtin for t in (terms or families.TERMS))
 
     def drift_coefficients(self) -> np.ndarray | None:
-        """Exact c[g, k, l], shape (2, 4, 4): F_g(v) = sum c[g, k, l] v_e^k v_i^l (degree
-        3); None for a user F."""
+        """Exact c[g, k, l], shape (2, 4, 4), of F_g(v) = sum c[g, k, l] v_e^k v_i^l.
+
+        Degree 3; None for a user F.
+        """
         return families.drift_coefficients(self.family("F"))
 
     def diffusion_coefficients(self) -> np.ndarray | None:
-        """Exact c[g, k, l], shape (2, 3, 3): D_gg(v) = S_gg(v)^2 = sum c[g, k, l] v_e^k
-        v_i^l (degree 2); None for a user S."""
+        """Exact c[g, k, l], shape (2, 3, 3), of D_gg(v) = S_gg(v)^2.
+
+        D_gg(v) = sum c[g, k, l] v_e^k v_i^l (degree 2); None for a user S.
+        """
         return families.diffusion_coefficients(self.family("S"))
 
     # -- the callables -----------------------------------------------------------------
@@ -98,8 +105,10 @@ class Model:
     # -- structure the solvers exploit, derived from the families ----------------------
     @property
     def linear_drift(self) -> tuple | None:
-        """``(Lambda, f0)`` if F is the built-in ``linear`` family, F(v) = -Lambda v + f0
-        (Lambda = diag(1/tau) - L, f0 = 0); else None."""
+        """``(Lambda, f0)`` if F is the built-in ``linear`` family, else None.
+
+        F(v) = -Lambda v + f0 with Lambda = diag(1/tau) - L and f0 = 0.
+        """
         F = self.families["F"]
         if F.name != "linear":
             return None
@@ -128,6 +137,7 @@ class Model:
 
     @property
     def n_sites(self) -> int:
+        """Number of sites x_j."""
         return self.sites.count
 
     def coupling(self) -> np.ndarray:
@@ -146,8 +156,10 @@ def _check_size(kind: str, count: int) -> None:
 
 
 def scenario_families(sc: Scenario) -> dict:
-    """The built-in families the scenario names, with its parameters (the one place that
-    reads the scenario's model sections)."""
+    """The built-in families the scenario names, with its parameters.
+
+    The one place that reads the scenario's model sections.
+    """
     pops, d, g, k = (sc.populations.e, sc.populations.i), sc.dynamics, sc.gains, sc.kernel
     return {
         "F": families.drift_family(d.family, tau=[p.tau for p in pops], coupling=d.coupling,

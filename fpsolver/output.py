@@ -125,13 +125,20 @@ def _jsonable(value):
 def write_outputs(out_dir: str | Path, scenario: Scenario, result: RunResult, *,
                   run_id: str | None = None, status: str = "complete",
                   also: tuple[str, ...] = ("snapshots",), command: str = "") -> dict:
-    """Write ``summary.json``, ``observables.nc`` and ``scenario.toml`` into ``out_dir``,
-    then ``manifest.json`` listing them (and the folders ``also`` names, if present).
+    """Write a run's files into ``out_dir``, ``manifest.json`` last.
+
+    First ``summary.json``, ``observables.nc`` and ``scenario.toml``, then
+    ``manifest.json`` listing them (and the folders ``also`` names, if present).
 
     Args:
+        out_dir: the output folder (created if missing).
+        scenario: the resolved scenario (``scenario.toml`` and the summary).
+        result: the run's records and information.
         run_id: the id every file carries (default: a new one).
         status: ``complete``, or ``interrupted`` for the records an interrupted run
             reached (also in every file's attributes).
+        also: more files or folders below ``out_dir`` for the manifest, if present.
+        command: the command line, recorded in the manifest.
 
     Returns:
         The paths written, by name.

@@ -65,8 +65,10 @@ def scenario_files(scenario) -> list[tuple[str, Path]]:
 
 
 def check_input_file(path, field: str, max_bytes: int = MAX_INPUT_BYTES) -> Path:
-    """``path`` if it is an existing regular file of at most ``max_bytes``; else a
-    :class:`ScenarioError` naming ``field``."""
+    """``path`` if it is an existing regular file of at most ``max_bytes``.
+
+    Else a :class:`ScenarioError` naming ``field``.
+    """
     path = Path(path)
     try:
         info = path.stat()
@@ -86,8 +88,10 @@ def check_input_file(path, field: str, max_bytes: int = MAX_INPUT_BYTES) -> Path
 
 
 def load_matrix(path, field: str, shape: tuple[int, int]) -> np.ndarray:
-    """A real matrix of ``shape`` from a ``.npy`` file, without pickle; the header (shape,
-    dtype) is checked before the data is read."""
+    """A real matrix of ``shape`` from a ``.npy`` file, without pickle.
+
+    The header (shape, dtype) is checked before the data is read.
+    """
     path = check_input_file(path, field)
     fix = f"give a {shape[0]}x{shape[1]} float array saved with numpy.save (a .npy file)"
     try:

@@ -58,6 +58,7 @@ class Run:
 
     @property
     def sites(self) -> int:
+        """Number of sites in the dataset (1 without a ``site`` dimension)."""
         return self.ds.sizes.get("site", 1)
 
 
@@ -237,7 +238,8 @@ def _plot_moments(runs: list[Run], path: Path, paths: list[Path]) -> None:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    _title(fig, [r for r, _ in have], "non-Gaussianity of the fluctuations (Gaussian: skewness 0, kurtosis 3)")
+    _title(fig, [r for r, _ in have],
+           "non-Gaussianity of the fluctuations (Gaussian: skewness 0, kurtosis 3)")
     fig.tight_layout()
     _save(fig, path, paths)
 

@@ -46,6 +46,7 @@ class Estimate:
     fix: str
 
     def text(self) -> str:
+        """One line: memory, computing time and output size."""
         return (f"{self.what}: about {_size(self.bytes)} of memory, {_duration(self.seconds)}"
                 f" of computing and {_size(self.output)} of output")
 
@@ -135,6 +136,7 @@ def preflight(scenario, solver: str, *, out=None, comm_size: int = 1,
         scenario: the scenario.
         solver: ``particles``, ``kinetic``, ``gaussian`` or ``stability``.
         out: the (created) output folder, to compare the output size with its free space.
+        comm_size: MPI ranks sharing the kinetic work.
         memory: bytes available (default: :func:`available_memory`).
     """
     from fpsolver.paths import check_input_file, scenario_files

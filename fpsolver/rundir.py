@@ -65,8 +65,10 @@ def _files(out: Path, names) -> list[Path]:
 
 def write_manifest(out, run_id: str, names, *, status: str = "complete",
                    command: str = "") -> Path:
-    """Write ``manifest.json`` (atomically, last) listing ``names`` (files or folders
-    below ``out``) with their sha256 checksums."""
+    """Write ``manifest.json`` (atomically, last) with sha256 checksums of ``names``.
+
+    ``names`` are files or folders below ``out``.
+    """
     from fpsolver.output import atomic_write
 
     out = Path(out)
@@ -120,8 +122,11 @@ def verify_run_folder(out, *, allow_interrupted: bool = True) -> dict:
 
 @contextlib.contextmanager
 def deferred_signals(signals=(signal.SIGTERM, signal.SIGINT)):
-    """SIGTERM/SIGINT arriving inside the block are held until it ends (so the output
-    writing completes); yields a list that receives the names of the signals held."""
+    """Hold SIGTERM/SIGINT arriving inside the block until it ends.
+
+    So the output writing completes; yields a list that receives the names of the signals
+    held.
+    """
     import threading
 
     held: list[str] = []
@@ -230,5 +235,6 @@ class RunFolder:
                 probe.unlink()
 
     def free_bytes(self) -> int:
+        """Bytes free for an unprivileged user on the output folder's file system."""
         st = os.statvfs(self.out)
         return st.f_bavail * st.f_frsize

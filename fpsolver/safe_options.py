@@ -122,8 +122,11 @@ def check_petsc_options(options: dict) -> None:
 
 
 def unused_petsc_options(options: dict, defaults: dict | None = None) -> list[str]:
-    """The allowed options that the solver they configure will not read, e.g. ``ksp_rtol``
-    with ``ksp_type = "preonly"`` or ``pc_gamg_*`` without ``pc_type = "gamg"``."""
+    """The allowed options that the solver they configure will not read.
+
+    E.g. ``ksp_rtol`` with ``ksp_type = "preonly"`` or ``pc_gamg_*`` without
+    ``pc_type = "gamg"``.
+    """
     merged = {"ksp_type": "preonly", "pc_type": "lu", **(defaults or {}), **options}
     ksp, pc = str(merged["ksp_type"]), str(merged["pc_type"])
     unused = []

@@ -140,7 +140,8 @@ class Dynamics:
     family: str = _doc(f"one of {list(DYNAMICS_FAMILIES)}", "linear")
     coupling: list[list[float]] = _doc("2x2 matrix L added to F: F_a += sum_b L_ab v_b",
                                        factory=lambda: [[0.0, 0.0], [0.0, 0.0]])
-    center: list[float] = _doc("double_well: centre m_a of the two wells", factory=lambda: [0.0, 0.0])
+    center: list[float] = _doc("double_well: centre m_a of the two wells",
+                               factory=lambda: [0.0, 0.0])
     width: list[float] = _doc("double_well: half distance w_a between the wells",
                               factory=lambda: [1.0, 1.0])
     cubic: list[float] = _doc("cubic: coefficient beta_a >= 0 of -beta_a v_a^3",
@@ -419,6 +420,7 @@ class Scenario:
         return dataclasses.replace(copy.deepcopy(self), **changes)
 
     def to_dict(self) -> dict:
+        """The scenario as nested dicts and lists (the TOML tables)."""
         return dataclasses.asdict(self)
 
 
@@ -513,8 +515,10 @@ def _read_text(path: Path, label: str) -> str:
 
 
 def _depth(text: str) -> int:
-    """An upper bound of the nesting depth of brackets and braces (outside strings is not
-    distinguished: a bound is all that is needed)."""
+    """An upper bound of the nesting depth of brackets and braces.
+
+    Brackets inside strings count too: a bound is all that is needed.
+    """
     depth = deepest = 0
     for ch in text:
         if ch in "[{":
@@ -613,7 +617,9 @@ def load_scenario(name_or_path: str | Path, overrides: list[str] | None = None) 
 
 
 def to_toml(scenario: Scenario) -> str:
-    """The resolved scenario as TOML text (round-trips through :func:`load_scenario`):
+    """The resolved scenario as TOML text (round-trips through :func:`load_scenario`).
+
     ``tomli_w`` quotes and escapes every string and key (newlines, quotes, dotted PETSc
-    keys such as ``"pc.x"``)."""
+    keys such as ``"pc.x"``).
+    """
     return tomli_w.dumps(scenario.to_dict())

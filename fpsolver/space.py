@@ -35,14 +35,16 @@ class Sites:
 
     @property
     def count(self) -> int:
+        """Number of sites."""
         return len(self.weights)
 
     @property
     def periodic(self) -> bool:
+        """Whether the coordinates are angles (ring, torus)."""
         return self.kind in ("ring", "torus")
 
     def displacement(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """x - y, wrapped to (-pi, pi] on periodic spaces; shapes broadcast, last = dim."""
+        """Displacement x - y, wrapped to [-pi, pi) on periodic spaces; last axis = dim."""
         d = x - y
         return (d + np.pi) % TWO_PI - np.pi if self.periodic else d
 

@@ -59,6 +59,7 @@ class StabilityReport:
     n: int = 0
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready data (complex numbers as ``{"re", "im"}``)."""
         def cplx(values):
             return [{"re": float(z.real), "im": float(z.imag)} for z in values]
         return {"time": self.time, "n": self.n, "vbar_mean": self.vbar_mean.tolist(),
@@ -68,6 +69,7 @@ class StabilityReport:
                 "offset": None if self.offset is None else self.offset.tolist()}
 
     def text(self) -> str:
+        """The report in words: balanced state, eigenvalues, verdict, finite-n offset."""
         lines = [f"balanced state at t = {self.time:g}: vbar = ({self.vbar_mean[0]:.6f}, "
                  f"{self.vbar_mean[1]:.6f}) (site average)"]
         for k, eig in self.modes.items():

@@ -6,8 +6,11 @@ import pytest
 
 
 def communicate_or_fail(proc: subprocess.Popen, timeout: float, what: str):
-    """(returncode, stdout, stderr) of ``proc``; kill it and fail the test if it is still
-    running after ``timeout`` seconds (``what`` names it in the failure)."""
+    """(returncode, stdout, stderr) of ``proc``, or kill it and fail the test.
+
+    Fails if it is still running after ``timeout`` seconds (``what`` names it in the
+    failure).
+    """
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -1,5 +1,8 @@
-"""SIGKILL during an output write leaves every output file complete and readable, and the
-folder either one complete version (its manifest matching) or recognisably unfinished."""
+"""SIGKILL during an output write leaves every output file complete and readable.
+
+And the folder either one complete version (its manifest matching) or recognisably
+unfinished.
+"""
 
 import json
 import random

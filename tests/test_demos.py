@@ -124,8 +124,10 @@ def _run_under_mpirun(name: str, tmp_path: Path) -> dict:
 @pytest.mark.parametrize("ranks", [1, 2])
 @pytest.mark.parametrize("name", list(CHECKS))
 def test_demo_quick_run(name, ranks, tmp_path, monkeypatch):
-    """The quick run (what CI=1 selects), in-process or under mpirun -n 2, plots data that
-    passes the demo's checks."""
+    """The quick run (what CI=1 selects) plots data that passes the demo's checks.
+
+    In-process or under mpirun -n 2.
+    """
     if ranks == 1:
         monkeypatch.chdir(tmp_path)
         data = _demo(name).main(quick=True)

@@ -1,5 +1,7 @@
-"""The Docker image's install steps, run without a Docker engine (docker/check-install.sh),
-and a static check that the image has every library gmsh needs.
+"""The Docker image's install steps and the libraries gmsh needs, without a Docker engine.
+
+The install steps run through docker/check-install.sh; a static check finds every library
+gmsh needs in the image.
 
 No Docker engine runs here, so the image's packages are checked against this machine,
 which runs the image's Debian release (bookworm): ``ldd`` lists every library that
@@ -52,7 +54,7 @@ def _libgmsh() -> Path:
 
 
 def _ldd(lib: Path) -> dict[str, str]:
-    """soname -> resolved path of every library ``lib`` loads (ldd, recursive)."""
+    """Map soname -> resolved path of every library ``lib`` loads (ldd, recursive)."""
     out = subprocess.run(["ldd", str(lib)], capture_output=True, text=True, check=True).stdout
     libs = {}
     for line in out.splitlines():
@@ -67,8 +69,10 @@ def _ldd(lib: Path) -> dict[str, str]:
 
 
 def _owners(paths) -> dict[str, str]:
-    """path -> the Debian package owning it (as linked or resolved, /usr toggled: usrmerge),
-    from one ``dpkg -S`` call."""
+    """Map path -> the Debian package owning it, from one ``dpkg -S`` call.
+
+    As linked or resolved, /usr toggled (usrmerge).
+    """
     candidates = {}
     for path in paths:
         real = str(Path(path).resolve())

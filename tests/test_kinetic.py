@@ -1,5 +1,4 @@
-"""Kinetic solver (MODEL §2): exact OU solutions, the Gaussian limit, refinement,
-failures, parallel layout.
+"""Kinetic solver (MODEL §2): exact OU solutions, Gaussian limit, refinement, failures, MPI.
 
 Tolerances are bounds on discretisation errors measured and explained next to each one;
 `test_kinetic_sweep.py` covers the default numerics over many Gaussian-exact cases,
@@ -52,8 +51,9 @@ def test_ou_time_order(scheme, expected):
 
 @pytest.mark.parametrize("name", ["linear", "tanh"])
 def test_gaussian_limit_default_numerics(name):
-    """linear/tanh to t = 0.5 with the default numerics: K, vbar and lambda follow the
-    exact Gaussian limit (MODEL §3); the densities stay Gaussian and positive.
+    """With the default numerics K, vbar and lambda follow the exact Gaussian limit.
+
+    linear/tanh to t = 0.5 (MODEL §3); the densities stay Gaussian and positive.
 
     Tolerances: the defaults aim at kinetic.tol = 1e-4 and reach ~1e-7 here (measured
     K 7e-8 relative, vbar 2e-7: truncation at 6 sd and BDF2); lambda = d vbar/dt - <F>
@@ -99,8 +99,10 @@ def test_stepper_state_restore():
 
 
 def test_truncation_warning(caplog):
-    """A box too small for the density warns, says to raise kinetic.half_width, and the
-    run's error estimate shows the truncation."""
+    """A box too small for the density warns and says to raise kinetic.half_width.
+
+    And the run's error estimate shows the truncation.
+    """
     sc = load_scenario("tanh", ["t_end=0.05", "kinetic.cells=16", "kinetic.half_width=3.5"])
     with caplog.at_level("WARNING"):
         res = run_kinetic(sc, comm=MPI.COMM_SELF, progress=False)
@@ -111,8 +113,11 @@ def test_truncation_warning(caplog):
 
 
 def test_snapshots(tmp_path):
-    """Marginals in y (common grid) integrate to 1 and carry the run's variance; the 2-d
-    density keeps the e-i covariance; VTX files appear for ParaView."""
+    """Snapshots: marginals, the 2-d density and VTX files for ParaView.
+
+    Marginals in y (common grid) integrate to 1 and carry the run's variance; the 2-d
+    density keeps the e-i covariance.
+    """
     sc = load_scenario("tanh", ["t_end=0.1", "record.snapshots=[0.0, 0.1]",
                                 "initial.cov=[[1.0, -0.5], [-0.5, 2.0]]"])
     res = run_kinetic(sc, comm=MPI.COMM_SELF, progress=False, snapshot_dir=tmp_path)
@@ -139,9 +144,11 @@ def test_snapshots(tmp_path):
 
 
 def test_refinement_moves_densities_exactly():
-    """A nested refinement keeps every density (the old space is a subspace of the new):
-    moments unchanged to round-off; undoing it restores mass 1 and the moments to the
-    interpolation error of a smooth density."""
+    """A nested refinement keeps every density: the old space is a subspace of the new.
+
+    Moments unchanged to round-off; undoing it restores mass 1 and the moments to the
+    interpolation error of a smooth density.
+    """
     sc = load_scenario("bistable", ["kinetic.cells=16"])
     st = KineticStepper(build_model(sc), MPI.COMM_SELF)
     st.step()
@@ -156,8 +163,10 @@ def test_refinement_moves_densities_exactly():
 
 
 def test_positivity_loss_stops_with_the_cause():
-    """A drift the mesh cannot resolve (refinement not allowed) stops with the real
-    cause: positivity, the site, the time, and the fix."""
+    """A drift the mesh cannot resolve (refinement not allowed) stops with the cause.
+
+    The message names positivity, the site, the time, and the fix.
+    """
     from fpsolver.errors import NumericalError
 
     sc = load_scenario("tests/data/torus-cubic.toml", ["kinetic.cells=12", "t_end=0.2"])

@@ -59,8 +59,11 @@ def _check_moments(res, ref, times, sites, n):
 
 
 def _shipped(name: str):
-    """The shipped scenario's whole run, recorded at its particle reference's times (if
-    any) and, for ``bistable``, with a snapshot at t = 4 (one run serves every test)."""
+    """The shipped scenario's whole run (one run serves every test).
+
+    Recorded at its particle reference's times (if any) and, for ``bistable``, with a
+    snapshot at t = 4.
+    """
     scenarios = json.loads(REFERENCE.read_text())["scenarios"]
     times = (tuple(scenarios[name]["times"]) if name in scenarios
              else (load_scenario(name).t_end,))
@@ -78,11 +81,13 @@ def test_shipped_against_particles(name):
 
 @pytest.mark.mpi
 def test_user_scenario_against_particles():
-    """A user-written scenario (`ring-mod`: 24-site cubic ring, tanh gains, cosine
-    kernels and cosine-modulated inputs that make the sites differ strongly) with default
-    numerics, on any number of ranks: per-site vbar and variance against 10^4 particle
-    pairs per site. (`torus-cubic`, whose particle answer is stored too, is the known
-    limit of the defaults: see docs/numerics.md and test_kinetic.py.)"""
+    """A user-written scenario: per-site vbar and variance against particles.
+
+    `ring-mod` (24-site cubic ring, tanh gains, cosine kernels and cosine-modulated inputs
+    that make the sites differ strongly) with default numerics, on any number of ranks,
+    against 10^4 particle pairs per site. (`torus-cubic`, whose particle answer is stored
+    too, is the known limit of the defaults: see docs/numerics.md and test_kinetic.py.)
+    """
     name = "ring-mod"
     ref = json.loads(KINETIC_REFERENCE.read_text())["cases"][name]
     res = _run(str(DATA / f"{name}.toml"), (), tuple(ref["times"]))
@@ -90,8 +95,10 @@ def test_user_scenario_against_particles():
 
 
 def _ks(res, ref) -> tuple[float, float]:
-    """Kolmogorov-Smirnov distance of the FE marginals (last snapshot) to the particle
-    histograms, and its 99.9% bound for the sample size plus the finite-n term."""
+    """Kolmogorov-Smirnov distance of the FE marginals to the particle histograms.
+
+    At the last snapshot, with its 99.9% bound for the sample size plus the finite-n term.
+    """
     worst = 0.0
     for b, pop in enumerate("ei"):
         y = res.extra[f"grid_{pop}"][1]
@@ -106,10 +113,12 @@ def _ks(res, ref) -> tuple[float, float]:
 
 
 def test_bistable_wide_wells_marginals():
-    """bistable with its wells 3x wider: marginal distributions against n = 10^6
-    particles (KS distance within the sampling bound). (3x narrower wells are the known
-    limit of the defaults: the initial transient's Peclet number needs 8-16x finer
-    meshes; docs/numerics.md.)"""
+    """Bistable with its wells 3x wider: marginals against n = 10^6 particles.
+
+    KS distance within the sampling bound. (3x narrower wells are the known limit of the
+    defaults: the initial transient's Peclet number needs 8-16x finer meshes;
+    docs/numerics.md.)
+    """
     name = "bistable-wide"
     ref = json.loads(KINETIC_REFERENCE.read_text())["cases"][name]
     sets = tuple(s for s in ref["overrides"] if s.startswith("dynamics."))
@@ -120,8 +129,11 @@ def test_bistable_wide_wells_marginals():
 
 
 def test_bistable_marginals_are_not_gaussian():
-    """The shipped bistable at t = 4 against its n = 10^6 particle histograms: the FE
-    marginals within the KS bound, the Gaussian of the same variance far outside it."""
+    """The shipped bistable at t = 4 against its n = 10^6 particle histograms.
+
+    The FE marginals are within the KS bound, the Gaussian of the same variance far
+    outside it.
+    """
     from scipy.stats import norm
 
     ref = json.loads(REFERENCE.read_text())["marginals"]
@@ -140,7 +152,10 @@ def test_bistable_marginals_are_not_gaussian():
 
 @pytest.mark.parametrize("name", sorted(scenario_names()))
 def test_every_shipped_scenario_stays_positive(name):
-    """Default numerics, the whole shipped run: densities positive to 1e-6 of the peak
-    (checked in _run), mass 1 to 1e-10, and the run's estimate within kinetic.tol."""
+    """Default numerics, the whole shipped run: densities stay positive.
+
+    Positive to 1e-6 of the peak (checked in _run), mass 1 to 1e-10, and the run's
+    estimate within kinetic.tol.
+    """
     res = _shipped(name)
     assert np.abs(res.extra["mass"][1] - 1).max() < 1e-10

@@ -90,8 +90,10 @@ def test_user_callables_use_generic_path():
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_coefficients_are_the_families(case):
-    """The model's exact coefficients of F and D = S^2 reproduce its callables (to
-    round-off on [-3, 3]^2), and are None for user callables."""
+    """The model's exact coefficients of F and D = S^2 reproduce its callables.
+
+    To round-off on [-3, 3]^2; they are None for user callables.
+    """
     name, sets = CASES[case]
     model = build_model(load_scenario(name, SMALL + sets))
     ve, vi = np.meshgrid(np.linspace(-3, 3, 13), np.linspace(-3, 2, 11), indexing="ij")
@@ -124,9 +126,12 @@ def _user_copy(sc):
 
 @pytest.mark.parametrize("user", ["copy", "callables"])
 def test_generic_run_equals_fast_run(user):
-    """A few coupled steps (densities, frames, Newton) with user callables equal to the
-    built-in families (generic UFL path: a hand-written copy, or the model's own
-    callables) give the built-in run (fast polynomial path) to 1e-12."""
+    """The generic UFL path gives the fast polynomial path's run to 1e-12.
+
+    A few coupled steps (densities, frames, Newton) with user callables equal to the
+    built-in families (a hand-written copy, or the model's own callables) against the
+    built-in run.
+    """
     name, sets = CASES["double_well-multiplicative"]
     sc = load_scenario(name, ["kinetic.cells=16", "kinetic.dt=0.01"] + sets)
     model = build_model(sc)

@@ -48,8 +48,11 @@ def test_tanh_follows_the_gaussian_limit():
 
 
 def _linear_offset(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over seeds and over t in [1, 5] of vbar - (0.5, 1.0), and its standard error
-    from the spread of the seeds (each seed's time average is one independent sample)."""
+    """Mean over seeds and over t in [1, 5] of vbar - (0.5, 1.0), and its standard error.
+
+    The error is from the spread of the seeds (each seed's time average is one
+    independent sample).
+    """
     samples = []
     for s in SEEDS:
         r = run_particles(load_scenario("linear", [f"n={n}", f"seed={s}"]), progress=False)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import communicate_or_fail
 
 from fpsolver import load_scenario
 from fpsolver.output import read_observables
 from fpsolver.particles import run as particles_run
 from fpsolver.particles import run_particles
 from fpsolver.runtime import Interrupted
-from processes import communicate_or_fail
 
 PROGRAM = Path(__file__).resolve().parent / "programs" / "particles_signal.py"
 ARGS = ["particles", "tanh", "--set", "n=200000", "--set", "t_end=50", "--quiet"]

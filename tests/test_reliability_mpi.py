@@ -275,8 +275,10 @@ def test_kinetic_resume_keeps_the_earlier_density_snapshots(tmp_path):
 
 
 def test_edited_step_in_one_rank_file_is_one_clear_error_not_a_deadlock(tmp_path):
-    """A step_index edited in rank 1's file (checksum forged too): every rank stops with
-    the same error (the ranks agree on the step before any collective)."""
+    """A step_index edited in rank 1's file stops every rank with the same error.
+
+    The checksum is forged too; the ranks agree on the step before any collective.
+    """
     from fpsolver.runtime.checkpoint import array_checksum
 
     args = ["kinetic", "linear", "--set", "t_end=0.1", "--set", "kinetic.dt=0.05", "--quiet"]

@@ -27,9 +27,11 @@ def test_shipped_scenarios_load_and_round_trip():
     ("unicode: σ_e ≥ 0", "control \x01 \x7f chars"),
 ])
 def test_strings_and_dotted_keys_round_trip(tmp_path, name, description):
-    """Names with quotes, descriptions with newlines, and PETSc options survive
-    to_toml -> file -> load_scenario unchanged (a name is one line: see
-    test_hostile_inputs)."""
+    """Names with quotes, descriptions with newlines and PETSc options round-trip.
+
+    They survive to_toml -> file -> load_scenario unchanged (a name is one line: see
+    test_hostile_inputs).
+    """
     options = {"ksp_type": "preonly", "pc_factor_mat_solver_type": "mumps",
                "mat_mumps_icntl_14": 50, "ksp_rtol": 1e-10}
     sc = load_scenario("linear", ["n=123"]).replace(name=name, description=description)

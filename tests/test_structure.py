@@ -1,5 +1,7 @@
-"""Each formula once, in a module named after it (issue 12): errors, time grid, reduced
-Jacobian, balance current and finite-n offset."""
+"""Each formula once, in a module named after it (issue 12).
+
+Errors, time grid, reduced Jacobian, balance current and finite-n offset.
+"""
 
 import importlib
 import inspect

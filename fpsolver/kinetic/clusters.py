@@ -60,6 +60,7 @@ class Clusters:
 
     @property
     def count(self) -> int:
+        """Number of clusters (one reference each)."""
         return len(self.refs)
 
     def site_refs(self) -> np.ndarray:
@@ -103,7 +104,7 @@ class StabilityBound:
         return db, dD.max(axis=-1), dD.min(axis=-1), np.clip(Dr.min(axis=-1), 0.0, None)
 
     def excess(self, db, dDmax, dDmin, Dr, scheme: str, margin: float) -> np.ndarray:
-        """max |xi| - 1 over the wavenumbers, elementwise over the leading axes."""
+        """Growth excess max |xi| - 1 over the wavenumbers, elementwise (leading axes)."""
         k = self.k.reshape((1,) * (db.ndim - 1) + self.k.shape)
         k2 = k * k
         x = -self.dt * 0.5 * Dr[..., None] * k2
@@ -115,8 +116,11 @@ class StabilityBound:
         return worst
 
     def group_excess(self, P, P_ref, scheme: str, margin: float) -> float:
-        """Growth excess of sites ``P`` against one reference: their worst case at every
-        point together (the largest drift and diffusion differences)."""
+        """Growth excess of sites ``P`` against one reference.
+
+        Their worst case at every point together (the largest drift and diffusion
+        differences).
+        """
         db, dDmax, dDmin, Dr = self.differences(P, np.broadcast_to(P_ref, P.shape))
         env = (db.max(axis=0), dDmax.max(axis=0), dDmin.min(axis=0), Dr.min(axis=0))
         return float(self.excess(*env, scheme, margin).max())

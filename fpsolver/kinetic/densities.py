@@ -90,9 +90,11 @@ class SiteDensities:
 
     @property
     def serial(self) -> bool:
+        """Whether the group's communicator has one rank (no ghosts to update)."""
         return self.comm.size == 1
 
     def owned(self, X: np.ndarray) -> np.ndarray:
+        """The owned dof columns of rows ``X`` (ghosts dropped)."""
         return X[:, :self.n_owned]
 
     def with_ghosts(self, owned: np.ndarray) -> np.ndarray:
@@ -109,6 +111,7 @@ class SiteDensities:
         return out
 
     def point_weights(self, j: int) -> np.ndarray:
+        """Point weights q_j(z_q) |det J| w_q of local site ``j`` (its mass per point)."""
         return self.quad.weights(self.q[j])
 
     def min_density(self) -> np.ndarray:
@@ -117,5 +120,6 @@ class SiteDensities:
         return self.q[:, :n].min(axis=1) if n else np.full(len(self.sites), np.inf)
 
     def max_density(self) -> np.ndarray:
+        """Largest owned dof value of every site (-inf on a rank without dofs)."""
         n = self.n_owned
         return self.q[:, :n].max(axis=1) if n else np.full(len(self.sites), -np.inf)

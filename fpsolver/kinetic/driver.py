@@ -82,9 +82,11 @@ class _Events:
 
 # -- checkpoint hooks (fpsolver.runtime.RunControl) -------------------------------------
 def _state(stepper, estimator, control_dt, rec, writer) -> dict:
-    """Everything that continues the run exactly: the stepper, its error companions, the
-    step control, the records and the snapshot marginals so far (lists: RunControl
-    stacks them only when it writes)."""
+    """Everything that continues the run exactly.
+
+    The stepper, its error companions, the step control, the records and the snapshot
+    marginals so far (lists: RunControl stacks them only when it writes).
+    """
     return {**stepper.state(), **estimator.state(), **control_dt.state(),
             **{f"rec_{k}": v for k, v in rec.items()}, **writer.state()}
 
@@ -141,8 +143,10 @@ def _record(rec: dict, stepper, estimate: dict | None) -> None:
 
 
 def error_verdict(arr: dict, tol: float) -> dict:
-    """The run's estimated error (largest over the records) against ``tol``, with the
-    dominant part and the fix when it exceeds it."""
+    """The run's estimated error (largest over the records) against ``tol``.
+
+    With the dominant part and the fix when it exceeds ``tol``.
+    """
     K, v = float(arr["error_K"].max()), float(arr["error_vbar"].max())
     parts = {k: float(arr[k].max()) for k in _PARTS}
     out = {"K": K, "vbar": v, "tol": tol, "within_tol": max(K, v) <= tol, **parts}

@@ -41,8 +41,10 @@ FLOOR = 1e-12  # below this relative error nothing is measurable (solver toleran
 
 
 def truncation_factor(W: float) -> float:
-    """Relative variance lost to the cut at +-W per unit of boundary-layer mass, for
-    Gaussian tails (the layer is the outer 5% of the box along either axis)."""
+    """Relative variance lost to the cut at +-W per unit of boundary-layer mass.
+
+    For Gaussian tails; the layer is the outer 5% of the box along either axis.
+    """
     phi = math.exp(-0.5 * W * W) / math.sqrt(2 * math.pi)
     tail = lambda x: 0.5 * math.erfc(x / math.sqrt(2))  # noqa: E731
     layer = 4 * (tail(0.95 * W) - tail(W))
@@ -125,9 +127,12 @@ class ErrorEstimator:
                 "g": main.expect(main.vbar)[0][:, :, self.sample]}
 
     def estimate(self) -> dict:
-        """Relative error estimates now: ``K``, ``vbar`` and their parts (time, space,
-        truncation), each the largest over the sample. The time part is from the last
-        step both runs reached (every other step)."""
+        """Relative error estimates now.
+
+        ``K``, ``vbar`` and their parts (time, space, truncation), each the largest over
+        the sample. The time part is from the last step both runs reached (every other
+        step).
+        """
         main = self.main
         now = self._main_stats()
         parts = {}
@@ -156,8 +161,11 @@ class ErrorEstimator:
 
     # -- checkpoint support -----------------------------------------------------------
     def state(self) -> dict:
-        """This rank's arrays of both companions, the vbar history and the last time
-        companion statistics (keys prefixed ``est_``)."""
+        """This rank's estimator state (keys prefixed ``est_``).
+
+        The arrays of both companions, the vbar history and the last time companion
+        statistics.
+        """
         keys = sorted(self.history)
         s = {"est_hist_keys": np.array(keys),
              "est_hist_vals": np.array([self.history[k] for k in keys]),

@@ -46,10 +46,11 @@ class Frame:
 
     @property
     def ell(self) -> np.ndarray:
+        """Scale ell = sqrt(u) of every site and axis (count, 2)."""
         return np.sqrt(self.u)
 
     def ell_dot(self) -> np.ndarray:
-        """d ell / dt at the current time from the current rates (0 before any)."""
+        """Rate d ell / dt at the current time from the current rates (0 before any)."""
         if self.fixed or self.rates is None:
             return np.zeros_like(self.u)
         kh, Dh = self.rates
@@ -94,6 +95,7 @@ class Frame:
 
     # -- checkpoint support ---------------------------------------------------------
     def state(self) -> dict:
+        """Arrays that restore the frame exactly: u, the gap and both rate levels."""
         s = {"frame_u": self.u.copy(), "frame_gap": np.array(self.gap),
              "frame_have": np.array([self.rates is not None, self.rates_old is not None])}
         if self.rates is not None:
@@ -103,6 +105,7 @@ class Frame:
         return s
 
     def restore(self, s: dict) -> None:
+        """Set the frame from :meth:`state`'s arrays."""
         self.u = np.array(s["frame_u"], float)
         self.gap = float(s["frame_gap"])
         have, have_old = (bool(x) for x in s["frame_have"])

@@ -74,8 +74,10 @@ def check_moments(stepper, cov: np.ndarray) -> None:
 
 
 class HealthWarnings:
-    """Warn once per kind about negative values and mass near the box's edge; keep the
-    smallest min/peak of any site at any step (``min_relative``)."""
+    """Warn once per kind about negative values and mass near the box's edge.
+
+    Keeps the smallest min/peak of any site at any step (``min_relative``).
+    """
 
     def __init__(self, comm):
         self.comm, self.said = comm, set()
@@ -89,6 +91,7 @@ class HealthWarnings:
             logger.warning(*args)
 
     def check(self, stepper) -> None:
+        """Update ``min_relative`` from a stepper's densities and warn when due."""
         ratio = stepper.min_density / np.where(stepper.max_density > 0,
                                                stepper.max_density, 1.0)
         self.min_relative = min(self.min_relative, float(ratio.min()))

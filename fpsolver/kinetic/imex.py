@@ -74,6 +74,7 @@ class ImexScheme:
 
     @property
     def have_old(self) -> bool:
+        """Whether a previous step exists (BDF2 and its extrapolation need one)."""
         return self.dt_old is not None
 
     def next_kind(self) -> str:
@@ -82,8 +83,10 @@ class ImexScheme:
 
     # -- implicit systems -------------------------------------------------------------
     def _system(self, c: float, theta: float, ref: np.ndarray):
-        """(solver, K, A, A_csr) of ``c M - theta A(ref)``; a released system is refilled
-        when there is one (numeric refactorisation only)."""
+        """(solver, K, A, A_csr) of ``c M - theta A(ref)``.
+
+        A released system is refilled when there is one (numeric refactorisation only).
+        """
         key = (c, theta, np.asarray(ref, float).tobytes())
         if key in self._systems:
             return self._systems[key]
@@ -128,6 +131,8 @@ class ImexScheme:
         Args:
             P: the local sites' parameters at t^n (k, 8).
             refs: each local site's reference parameters (k, 8).
+            dt: the step.
+            where: text naming the time (and run) for error messages.
         """
         dens = self.dens
         op = dens.operator
@@ -204,6 +209,7 @@ class ImexScheme:
 
     # -- checkpoint support -----------------------------------------------------------
     def state(self) -> dict:
+        """Arrays that restore the scheme: q^{n-1}, the last step, E^{n-1} and P^{n-1}."""
         s = {"q_old": self.q_old.copy(), "dt_old": np.array(self.dt_old or 0.0)}
         if self.have_old:
             refs = (self.E_old_refs if self.E_old_refs is not None   # None: stale, NaN
@@ -213,6 +219,7 @@ class ImexScheme:
         return s
 
     def restore(self, s: dict) -> None:
+        """Set the scheme from :meth:`state`'s arrays."""
         self.q_old = np.array(s["q_old"], float)
         self.dt_old = float(s["dt_old"]) or None
         if self.have_old:

@@ -110,4 +110,5 @@ class LinearSolver:
                 "kinetic.petsc_options") from exc
 
     def destroy(self) -> None:
+        """Free the PETSc KSP (and with it the factorisation)."""
         self.ksp.destroy()

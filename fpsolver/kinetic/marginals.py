@@ -155,8 +155,10 @@ class MarginalRule:
         return np.ascontiguousarray((self.T[b] @ Q.T).T)
 
     def evaluate(self, values: np.ndarray, b: int, z: np.ndarray) -> np.ndarray:
-        """The marginals (rows of node ``values``) at points z (exact: the polynomial of
-        each interval through its nodes); 0 outside the mesh."""
+        """The marginals (rows of node ``values``) at points z; 0 outside the mesh.
+
+        Exact: the polynomial of each interval through its nodes.
+        """
         edges = self.edges[b]
         idx = np.clip(np.searchsorted(edges, z, side="right") - 1, 0, len(edges) - 2)
         lo, width = edges[idx], np.diff(edges)[idx]
@@ -169,5 +171,6 @@ class MarginalRule:
         return out * inside[None, :]
 
     def max_width(self, b: int) -> float:
+        """Widest interval of the mesh along axis ``b`` (in z; 0 without intervals)."""
         e = self.edges[b]
         return float(np.diff(e).max()) if len(e) > 1 else 0.0

@@ -39,8 +39,11 @@ _HERMITE = np.polynomial.hermite_e.hermegauss(12)
 
 
 def step_fraction(tol: float) -> float:
-    """r dt for a relative time error ~ tol / 4: measured on ``ring-mod`` (r = 3.9), BDF2
-    gives a relative error ~0.06 (r dt)^2 in vbar and K, so r dt = 2 sqrt(tol)."""
+    """Step fraction r dt for a relative time error ~ tol / 4.
+
+    Measured on ``ring-mod`` (r = 3.9), BDF2 gives a relative error ~0.06 (r dt)^2 in vbar
+    and K, so r dt = 2 sqrt(tol).
+    """
     return float(min(0.1, 2 * math.sqrt(tol)))
 
 
@@ -65,6 +68,7 @@ class Numerics:
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The discretisation as ``summary.json`` reports it (the frame as a word)."""
         return {"degree": self.degree, "cells": self.cells, "half_width": self.half_width,
                 "grading": self.grading, "domain": self.domain,
                 "frame": "fixed" if self.fixed_frame else "adaptive", "dt": self.dt,
@@ -152,10 +156,12 @@ def _envelope(K0: np.ndarray, J: np.ndarray, D: np.ndarray) -> np.ndarray:
 
 
 def _cells(model, big: np.ndarray, fixed: bool, notes: list) -> tuple[int, int]:
-    """Cells along z_e and z_i: :data:`CELLS`, more along an axis whose gains are
-    nonlinear and whose density is wide (G(vbar + ell z) is sharp in z when ell is large:
-    the <G> error of P2 grows like (ell h)^4, measured 2.8e-6 in vbar at ell = 3.5 on 48
-    cells), by sqrt(ell_max)."""
+    """Cells along z_e and z_i: :data:`CELLS`, more where the gains are sharp in z.
+
+    An axis whose gains are nonlinear and whose density is wide gets sqrt(ell_max) times
+    more (G(vbar + ell z) is sharp in z when ell is large: the <G> error of P2 grows like
+    (ell h)^4, measured 2.8e-6 in vbar at ell = 3.5 on 48 cells).
+    """
     out = []
     for b in range(2):
         gains = [model.G[ab] for ab in PAIRS if ab[1] == "ei"[b]]

@@ -45,8 +45,10 @@ PARAMS = 8  # vbar (2), <F> (2), ell (2), elld (2)
 
 
 def shifted(c: np.ndarray, vbar: np.ndarray, m: int, n: int, g: int) -> np.ndarray:
-    """Coefficient of y_e^m y_i^n in f_g(vbar + y) for f_g = sum c[g,k,l] v_e^k v_i^l,
-    for every row of ``vbar`` (sites, 2)."""
+    """Coefficient of y_e^m y_i^n in f_g(vbar + y) for f_g = sum c[g,k,l] v_e^k v_i^l.
+
+    One value for every row of ``vbar`` (sites, 2).
+    """
     d = c.shape[1] - 1
     out = np.zeros(len(vbar))
     for k in range(m, d + 1):
@@ -195,8 +197,10 @@ class PolynomialOperator(_Base):
         return A
 
     def difference(self, Q: np.ndarray, P: np.ndarray, refs: np.ndarray) -> np.ndarray:
-        """(A(P_j) - A(P_r)) q_j for every row j of Q (owned values), shape like Q;
-        ``refs`` (sites, 8) each row's reference parameters."""
+        """(A(P_j) - A(P_r)) q_j for every row j of Q (owned values), shape like Q.
+
+        ``refs`` (sites, 8): each row's reference parameters.
+        """
         ds = self.scalars(P) - self.scalars(np.atleast_2d(refs))
         k, n = Q.shape
         out = np.zeros_like(Q)
@@ -236,8 +240,9 @@ class PolynomialOperator(_Base):
         return b, D
 
     def expectations(self, quad, Q: np.ndarray, P: np.ndarray) -> np.ndarray:
-        """Partial sums (this rank's cells, not normalised) of F_g, F_g y_g and D_g of
-        every row of Q, shape (sites, 6): [F_e, F_i, F_e y_e, F_i y_i, D_e, D_i].
+        """Partial sums of F_g, F_g y_g and D_g of every row of Q, shape (sites, 6).
+
+        Over this rank's cells, not normalised: [F_e, F_i, F_e y_e, F_i y_i, D_e, D_i].
 
         Exact: F and D are polynomials, so these are combinations of raw z-moments.
         """
@@ -293,6 +298,7 @@ class FormOperator(_Base):
         return ufl.as_vector(comps)
 
     def matrix(self, ref: np.ndarray, out=None):
+        """The PETSc matrix of A(P_r) at reference parameters ``ref`` (8,)."""
         from dolfinx.fem import petsc
 
         self.c_ref.value[:] = ref
@@ -306,6 +312,7 @@ class FormOperator(_Base):
         return A
 
     def difference(self, Q: np.ndarray, P: np.ndarray, refs: np.ndarray) -> np.ndarray:
+        """As :meth:`PolynomialOperator.difference`, assembled from the UFL forms."""
         from dolfinx.fem import petsc
         from petsc4py import PETSc
 
@@ -338,6 +345,7 @@ class FormOperator(_Base):
         return b, D
 
     def coefficients(self, P: np.ndarray, points: np.ndarray):
+        """bt_g and Dt_g at ``points`` (m, 2) for every site: two arrays (sites, m, 2)."""
         return self._pointwise(P, points)
 
     def expectations(self, quad, Q: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -358,8 +366,11 @@ class FormOperator(_Base):
 
 
 def build_operator(V, model, qdeg: int):
-    """The fast :class:`PolynomialOperator` when F and S are built-in families (exact
-    polynomial coefficients from the model), else the generic :class:`FormOperator`."""
+    """The operator for a model: polynomial when F and S are built in, else UFL forms.
+
+    The fast :class:`PolynomialOperator` takes exact polynomial coefficients from the
+    model; any other F or S gets the generic :class:`FormOperator`.
+    """
     if not model.builtin("F", "S"):
         return FormOperator(V, model, qdeg)
     return PolynomialOperator(V, model.drift_coefficients(), model.diffusion_coefficients(),

@@ -20,8 +20,11 @@ MOMENT_DEGREE = 4  # raw moments E[z_e^m z_i^n], m + n <= 4: up to kurtosis and 
 
 
 def quadrature_degree(degree: int) -> int:
-    """Rule for expectations under a P``degree`` density: exact for z^4 q_h, and a few
-    orders more for the smooth gains (tanh) whose expectations fix vbar."""
+    """Quadrature degree for expectations under a P``degree`` density.
+
+    Exact for z^4 q_h, and a few orders more for the smooth gains (tanh) whose expectations
+    fix vbar.
+    """
     return max(MOMENT_DEGREE + degree, 2 * degree + 4)
 
 
@@ -92,8 +95,10 @@ class DensityQuadrature:
         return [P @ p for P in self.P]
 
     def moments(self, p: np.ndarray) -> np.ndarray:
-        """Partial raw sums of z_e^m z_i^n p over this rank's cells, for
-        ``monomials(4)`` (first the mass), from the dofs ``p`` (not normalised)."""
+        """Partial raw sums of z_e^m z_i^n p over this rank's cells (not normalised).
+
+        For ``monomials(4)`` (first the mass), from the dofs ``p``.
+        """
         return self.C @ p
 
     def functional(self, f: np.ndarray) -> np.ndarray:

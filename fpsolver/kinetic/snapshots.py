@@ -4,16 +4,17 @@ At each snapshot time the exact marginal densities of z_e and z_i of every site
 (:class:`~fpsolver.kinetic.marginals.MarginalRule`: piecewise polynomials) are evaluated
 on a fine grid of z (:data:`GRID_Z` points over the box) and stored with the frames ell;
 at the end they are put on one common grid of y (``grid_e``, ``grid_i``: :data:`GRID`
-points over the widest frame's box) as m_y(y) = m_z(y / ell) / ell (linear
-interpolation from the fine grid: relative error ~1e-4), so ``marginal_e(snapshot, site,
-grid_e)`` compares directly with particle histograms. The 2-d density of up to :data:`MAX_DENSITY_SITES` evenly
-chosen sites is evaluated on a regular grid of z (:data:`GRID_2D` points per axis) and
-stored with the frames as ``density(snapshot, density_site, z_e, z_i)`` (in y units:
-the value of p at y = ell z) with ``density_ell(snapshot, density_site, population)``,
-so y = ell z gives its coordinates. If a directory is given, the same sites' densities
-in z are also written with :class:`dolfinx.io.VTXWriter` (``site_XXXX.bp``, one time per
-snapshot; the frame is in ``observables.nc``). Everything so far travels in checkpoints;
-a resumed run writes its VTX files to ``site_XXXX-from-step-N.bp``.
+points over the widest frame's box) as m_y(y) = m_z(y / ell) / ell (linear interpolation
+from the fine grid: relative error ~1e-4), so ``marginal_e(snapshot, site, grid_e)``
+compares directly with particle histograms. The 2-d density of up to
+:data:`MAX_DENSITY_SITES` evenly chosen sites is evaluated on a regular grid of z
+(:data:`GRID_2D` points per axis) and stored with the frames as ``density(snapshot,
+density_site, z_e, z_i)`` (in y units: the value of p at y = ell z) with
+``density_ell(snapshot, density_site, population)``, so y = ell z gives its coordinates.
+If a directory is given, the same sites' densities in z are also written with
+:class:`dolfinx.io.VTXWriter` (``site_XXXX.bp``, one time per snapshot; the frame is in
+``observables.nc``). Everything so far travels in checkpoints; a resumed run writes its
+VTX files to ``site_XXXX-from-step-N.bp``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ GRID_2D = 81
 
 
 def density_in_y(ds, snapshot: int, site: int):
-    """(y_e, y_i, p) of the 2-d density of ``observables.nc`` at one snapshot and one of
-    its density sites: y_e (n,), y_i (m,), p (n, m) (density units)."""
+    """(y_e, y_i, p) of a 2-d density of ``observables.nc``.
+
+    At one snapshot and one of its density sites: y_e (n,), y_i (m,), p (n, m) (density
+    units).
+    """
     ell = np.asarray(ds["density_ell"].values)[snapshot, site]
     z_e, z_i = np.asarray(ds["z_e"].values), np.asarray(ds["z_i"].values)
     return ell[0] * z_e, ell[1] * z_i, np.asarray(ds["density"].values)[snapshot, site]
@@ -145,11 +149,13 @@ class SnapshotWriter:
         return (values / (ell[:, 0] * ell[:, 1])[:, None]).reshape(-1, GRID_2D, GRID_2D)
 
     def close(self) -> None:
+        """Close the VTX files (new ones open at the next snapshot)."""
         for _, w in (self.writers or {}).values():
             w.close()
         self.writers = None
 
     def extras(self) -> dict:
+        """The snapshots as ``observables.nc`` variables: marginals in y, ell, 2-d densities."""
         if not self.times:
             return {}
         ell = np.array(self.ell)  # (snapshot, site, 2)

@@ -113,8 +113,11 @@ class KineticStepper:
 
     # -- the discretisation ------------------------------------------------------------
     def _build(self, cells) -> None:
-        """Mesh, densities (initial data), IMEX scheme, quadrature of the boundary layer
-        and the stability bound's sample points, for ``cells`` = (along z_e, z_i)."""
+        """Build everything that depends on the mesh, for ``cells`` = (along z_e, z_i).
+
+        Mesh, densities (initial data), IMEX scheme, quadrature of the boundary layer and
+        the stability bound's sample points.
+        """
         num = self.numerics
         num.cells = (int(cells[0]), int(cells[1])) if np.ndim(cells) else (cells, cells)
         gcomm = self.layout.group_comm
@@ -200,7 +203,8 @@ class KineticStepper:
 
         The 1-d rule is refined with the widest frame (G(vbar + ell z) is sharp in z when
         ell is large; Gauss-Legendre converges like rho^(-2 points), rho from tanh's
-        poles at distance pi/2): ``npts + 4 ell width`` points per interval."""
+        poles at distance pi/2): ``npts + 4 ell width`` points per interval.
+        """
         d, mr = self.dens, self.dens.marginals
         ell = self.frame.ell.max(axis=0)
         self._rule = []
@@ -233,8 +237,10 @@ class KineticStepper:
         return self._sum(local)
 
     def _observe(self, dt: float = 0.0) -> None:
-        """Moments, <F>, frame rates (``dt`` after the last), boundary mass, extreme values
-        (collective)."""
+        """Measure the densities now (collective).
+
+        Moments, <F>, frame rates (``dt`` after the last), boundary mass, extreme values.
+        """
         d = self.dens
         s = d.sites
         local = np.zeros((self.B, _MOMENTS + _EXTRA + 1))
@@ -293,8 +299,10 @@ class KineticStepper:
 
     # -- one step ---------------------------------------------------------------------
     def _base(self, dt: float) -> np.ndarray:
-        """Predictor of vbar^{n+1}: the free part follows d vbar/dt = <F> (variable-step
-        SBDF2, or Euler for the first step)."""
+        """Predictor of vbar^{n+1}: the free part follows d vbar/dt = <F>.
+
+        Variable-step SBDF2, or Euler for the first step.
+        """
         if self.vbar_old is not None and self.scheme == "bdf2":
             w = dt / self.dt_old
             rhs = ((1 + w) * self.vbar - w * w / (1 + w) * self.vbar_old
@@ -303,16 +311,20 @@ class KineticStepper:
         return self.vbar + dt * self.mF
 
     def _derivative(self, vbar: np.ndarray, dt: float) -> np.ndarray:
-        """d vbar/dt at the new time level (variable-step BDF2; a difference at the first
-        step or for other schemes)."""
+        """Derivative d vbar/dt at the new time level.
+
+        Variable-step BDF2; a difference at the first step or for other schemes.
+        """
         if self.vbar_old is None or self.scheme != "bdf2":
             return finite_n.backward_derivative([self.vbar, vbar], dt)
         return finite_n.backward_derivative([self.vbar_old, self.vbar, vbar],
                                             (self.dt_old, dt))
 
     def step(self, dt: float | None = None) -> None:
-        """Advance densities, frames, vbar, <F> and lambda by ``dt`` (default the last
-        step or ``numerics.dt``); collective."""
+        """Advance densities, frames, vbar, <F> and lambda by ``dt`` (collective).
+
+        ``dt`` defaults to the last step, or ``numerics.dt`` before any.
+        """
         dt = self.dt if dt is None else float(dt)
         n, t_new = self.step_index + 1, self.t + dt
         self.t_new = t_new  # the time being stepped to (failure messages)
@@ -349,8 +361,10 @@ class KineticStepper:
 
     # -- resolution -------------------------------------------------------------------
     def peclet(self) -> np.ndarray:
-        """Largest cell Peclet number along z_e and z_i over the sites, where the density
-        is above 1e-8 of its peak (collective; identical on every rank)."""
+        """Largest cell Peclet number along z_e and z_i over the sites (collective).
+
+        Where the density is above 1e-8 of its peak; identical on every rank.
+        """
         from mpi4py import MPI
 
         d = self.dens
@@ -392,9 +406,11 @@ class KineticStepper:
         self.remesh(tuple(cells))
 
     def _check_coarsening(self) -> None:
-        """Undo a refinement along an axis whose Peclet number is back below
-        ``PECLET_MAX / 4`` (after a transient): halving the cells keeps it below half
-        the limit, so it does not oscillate back."""
+        """Undo a refinement along an axis whose Peclet number is back below ``PECLET_MAX / 4``.
+
+        After a transient: halving the cells keeps it below half the limit, so it does not
+        oscillate back.
+        """
         if tuple(self.numerics.cells) == self._base_cells:
             return
         pe = self.peclet()

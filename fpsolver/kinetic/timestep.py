@@ -29,8 +29,10 @@ _CALM = 3        # steps below 1/16 of the target before the step doubles
 
 
 def observables(stepper) -> np.ndarray:
-    """What the step control watches: the z-moments of orders 2-4 of every site (and
-    vbar scaled by max(1, |vbar|) when the constraint leaves part of it free)."""
+    """What the step control watches: the z-moments of orders 2-4 of every site.
+
+    And vbar scaled by max(1, |vbar|) when the constraint leaves part of it free.
+    """
     parts = [stepper.raw[:, 3:].ravel()]  # monomials(4) from order 2 on
     if stepper.constraint is not None and not stepper.constraint.full_rank:
         parts.append((stepper.vbar / np.maximum(1, np.abs(stepper.vbar))).ravel())
@@ -95,12 +97,14 @@ class StepControl:
             self.history = self.history[-1:]
 
     def state(self) -> dict:
+        """Arrays that restore the control exactly: dt, its counters and the history."""
         return {"control_dt": np.array(self.dt), "control_calm": np.array(self.calm),
                 "control_changes": np.array(self.changes),
                 "control_t": np.array([t for t, _ in self.history]),
                 "control_s": np.array([s for _, s in self.history])}
 
     def restore(self, s: dict) -> None:
+        """Set the control from :meth:`state`'s arrays."""
         self.dt = float(s["control_dt"])
         self.calm, self.changes = int(s["control_calm"]), int(s["control_changes"])
         self.history = list(zip([float(t) for t in s["control_t"]], list(s["control_s"])))

@@ -67,6 +67,7 @@ class LowRank:
 
     @property
     def rank(self) -> int:
+        """Number of features (bins, or 3 for the cosine features)."""
         return self.A.shape[1]
 
     def _matrix(self, T: np.ndarray, h: float) -> np.ndarray:
@@ -85,7 +86,8 @@ class LowRank:
         """The shift coefficients Y (2, rank) of one step.
 
         Args:
-            m, u: feature sums of G_ab and of G_ab' e1, shape (2, 2, rank).
+            m: feature sums of G_ab, shape (2, 2, rank).
+            u: feature sums of G_ab' e1, shape (2, 2, rank).
             T: feature sums of G_ab' times Phi: (2, 2, rank) for bins (diagonal),
                 (2, 2, rank, rank) for cosine features.
             h: dt * sqrt(n).

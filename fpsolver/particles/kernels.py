@@ -45,9 +45,11 @@ _JIT = dict(nogil=True, fastmath=False, cache=True)
 
 @nb.njit(inline="always", **_JIT)
 def _tanh(z):
-    """(tanh z, 1 - tanh^2 z) from one exp: with e = exp(-2|z|) and d = 1/(1 + e),
-    tanh|z| = (1 - e) d and tanh' = 4 e d^2 (absolute error ~1e-16; no cancellation in
-    the derivative at large |z|)."""
+    """(tanh z, 1 - tanh^2 z) from one exp.
+
+    With e = exp(-2|z|) and d = 1/(1 + e), tanh|z| = (1 - e) d and tanh' = 4 e d^2
+    (absolute error ~1e-16; no cancellation in the derivative at large |z|).
+    """
     e = math.exp(-2.0 * abs(z))
     d = 1.0 / (1.0 + e)
     t = (1.0 - e) * d
@@ -97,6 +99,10 @@ def bins_pass(w, bins, Y, rng, p, fam, tanh_gain, block, partial):
         bins: bin of each pair (n,), sorted (runs of equal bins are summed in registers).
         Y: per-bin shift of the last step (2, bins).
         rng: the per-block generator states of :class:`.noise.NormalStream`, advanced.
+        p: the parameters (layout :data:`PARAM_NAMES`).
+        fam: the drift family: 0 linear, 1 double_well, 2 cubic.
+        tanh_gain: g = tanh (True) or the identity (False).
+        block: pairs per block.
         partial: output sums (blocks, BIN_STATS, bins), zeroed here.
     """
     n = w.shape[0]
@@ -192,7 +198,7 @@ def cosine_pass(w, cs, Y, rng, p, fam, tanh_gain, block, partial):
 
 @nb.njit(parallel=True, **_JIT)
 def apply_bins(w, bins, Y, block):
-    """w += Y[:, bin] (the shift of the last step), in place."""
+    """Apply the shift of the last step, w += Y[:, bin], in place."""
     n = w.shape[0]
     for blk in nb.prange((n + block - 1) // block):
         for j in range(blk * block, min(n, (blk + 1) * block)):
@@ -203,7 +209,7 @@ def apply_bins(w, bins, Y, block):
 
 @nb.njit(parallel=True, **_JIT)
 def apply_cosine(w, cs, Y, block):
-    """w += Y[:, 0] + Y[:, 1] cos x + Y[:, 2] sin x, in place."""
+    """Apply the shift of the last step, w += Y[:, 0] + Y[:, 1] cos x + Y[:, 2] sin x."""
     n = w.shape[0]
     for blk in nb.prange((n + block - 1) // block):
         for j in range(blk * block, min(n, (blk + 1) * block)):

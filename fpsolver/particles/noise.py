@@ -1,5 +1,4 @@
-"""Standard normal increments, drawn inside the compiled kernels, reproducible and
-independent of the thread count.
+"""Reproducible standard normals drawn inside the compiled kernels, whatever the thread count.
 
 The n pairs are cut into fixed blocks of ``block`` consecutive pairs (the same blocks the
 kernels sum over, :func:`fpsolver.particles.steppers.block_size`). Block c owns one
@@ -35,9 +34,12 @@ _JIT = dict(nogil=True, fastmath=False, cache=True)
 
 
 def _ziggurat_tables(strips: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(k, w, f) of the ziggurat: strip i >= 1 spans heights f(x_i)..f(x_{i-1}) (x_0 = 0),
-    width x_i; k[i] = 2^52 x_{i-1} / x_i (below it the point is under the curve),
-    w[i] = x_i / 2^52 (52-bit integer -> abscissa), f[i] = f(x_i). Strip 0: the base."""
+    """(k, w, f) of the ziggurat.
+
+    Strip i >= 1 spans heights f(x_i)..f(x_{i-1}) (x_0 = 0), width x_i;
+    k[i] = 2^52 x_{i-1} / x_i (below it the point is under the curve),
+    w[i] = x_i / 2^52 (52-bit integer -> abscissa), f[i] = f(x_i). Strip 0: the base.
+    """
     r = ZIGGURAT_R
     f = lambda x: math.exp(-0.5 * x * x)  # noqa: E731
     v = r * f(r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))

@@ -87,8 +87,10 @@ def make_layout(model: Model, sc: Scenario) -> Layout:
 
 
 def initial_means(model: Model, layout: Layout, sc: Scenario) -> np.ndarray:
-    """vbar(x_j, 0) of every pair, shape (n, 2), from the balance constraint (MODEL §2d)
-    with the scenario's initial covariance."""
+    """Initial means vbar(x_j, 0) of every pair, shape (n, 2).
+
+    From the balance constraint (MODEL §2d) with the scenario's initial covariance.
+    """
     K0 = np.array(sc.initial.cov)
     constraint = BalanceConstraint(model)
     vbar0, _ = constraint.solve(lambda v: gaussian_expectations(model, v, K0),

@@ -33,10 +33,13 @@ _FAMILIES = {"linear": 0, "double_well": 1, "cubic": 2}
 
 
 def block_size(n: int, rank: int) -> int:
-    """Pairs per block: about ``BLOCK``, with a multiple of 8 blocks so that 1, 2, 4 or 8
-    threads get equal shares; at most 64 blocks when rank > 16 (the partial sums, blocks x
-    rank, stay cheap to zero and add). Depends on n and rank only, never on the threads:
-    the blocks fix both the summation order and which generator draws which normal."""
+    """Pairs per block: about ``BLOCK``, with a multiple of 8 blocks.
+
+    So 1, 2, 4 or 8 threads get equal shares; at most 64 blocks when rank > 16 (the
+    partial sums, blocks x rank, stay cheap to zero and add). Depends on n and rank only,
+    never on the threads: the blocks fix both the summation order and which generator
+    draws which normal.
+    """
     blocks = 8 * -(-n // (8 * BLOCK))
     if rank > 16:
         blocks = min(blocks, 64)
@@ -44,8 +47,11 @@ def block_size(n: int, rank: int) -> int:
 
 
 def kernel_params(model: Model, dt: float) -> np.ndarray:
-    """The parameter vector ``p`` of :mod:`.kernels` (layout ``PARAM_NAMES``), read from
-    the model's built-in F and S families (parameters a family lacks are unused by it)."""
+    """The parameter vector ``p`` of :mod:`.kernels` (layout ``PARAM_NAMES``).
+
+    Read from the model's built-in F and S families (parameters a family lacks are unused
+    by it).
+    """
     F, S = model.family("F").params, model.family("S").params
     L = F["coupling"]
     return np.array([dt, np.sqrt(dt), *F["tau"], *L[0], *L[1],
@@ -90,6 +96,7 @@ class NumbaStepper(_Base):
                         else np.zeros((blocks, kernels.BIN_STATS, self.lowrank.rank)))
 
     def step(self) -> None:
+        """One Euler-Maruyama step of all pairs: a compiled pass, then the input shift Y."""
         n, C, lay, rng = self.n, self.C, self.layout, self.noise.state
         if lay.cosine:
             kernels.cosine_pass(self.w, lay.cs, self.Y, rng, self.p, self.fam, self.tanh,
@@ -144,6 +151,7 @@ class NumpyStepper(_Base):
         return np.bincount(self.layout.bins, w, self.lowrank.rank) / self.n
 
     def step(self) -> None:
+        """One Euler-Maruyama step of all pairs in numpy, then the input shift Y."""
         m = self.model
         xi = self.noise.draw()
         v = self.state()

@@ -1,5 +1,7 @@
-"""Reliability of long runs: failures that end every rank, clean interruption on
-SIGTERM/SIGINT, atomic checkpoints with resume, and bad-number checks.
+"""Reliability of long runs: shared failures, interruption, checkpoints, bad numbers.
+
+Failures end every rank, SIGTERM/SIGINT interrupt cleanly, checkpoints are atomic and
+resumable, and bad numbers are found where they appear.
 
 - :mod:`~fpsolver.runtime.parallel`: :func:`run_shared`, :func:`shared_failure`,
   :func:`abort_on_error`.

@@ -74,8 +74,10 @@ def array_checksum(array: np.ndarray) -> str:
 
 def agree_on_step(comm, step: int, expected: int | None = None, what: str = "checkpoint"
                   ) -> None:
-    """Raise :class:`CheckpointError` on every rank unless all ranks hold ``step`` (and it
-    equals ``expected`` when given); collective (two small allreduces)."""
+    """Raise :class:`CheckpointError` on every rank unless all ranks hold ``step``.
+
+    And ``step`` must equal ``expected`` when given. Collective (two small allreduces).
+    """
     try:
         step = int(np.asarray(step).item())
     except (TypeError, ValueError, OverflowError):
@@ -127,7 +129,8 @@ def save_checkpoint(directory, arrays: dict, *, step: int, time: float, scenario
     Args:
         directory: checkpoint directory (created).
         arrays: name -> numpy array, this rank's part of the state (names without ``__``).
-        step: steps completed; time: the time reached.
+        step: steps completed.
+        time: the time reached.
         scenario_toml: the resolved scenario (:func:`fpsolver.scenario.to_toml`).
         comm: the run's communicator (None: serial).
         meta: JSON-serialisable metadata, taken from rank 0 (e.g. the time scheme).
@@ -253,6 +256,7 @@ def load_checkpoint(directory, *, scenario_toml: str | None = None, comm=None,
             one (fields in ``allow_changes`` may differ). None skips the check.
         comm: the run's communicator; its size must equal the saved rank count.
         layout: this rank's fingerprint; must equal the saved one when given.
+        allow_changes: scenario fields that may differ from the saved scenario.
 
     Raises:
         CheckpointError: on every rank, naming what does not match and how to fix it.

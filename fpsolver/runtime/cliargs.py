@@ -21,6 +21,7 @@ __all__ = ["add_checkpoint_args", "run_control", "resume_command"]
 
 
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """Add ``--checkpoint-every``, ``--checkpoint-dir`` and ``--resume`` to a parser."""
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
                    help="write a checkpoint every K time steps (and at the end); SIGTERM or "
                    "Ctrl-C always write one before stopping")
@@ -58,8 +59,10 @@ def resume_command(args, directory) -> str:
 
 
 def _no_petsc_signal_handler() -> None:
-    """Keep PETSc (when it starts later in this process) off SIGTERM/SIGINT: the run stops
-    cleanly through :class:`StopRequest` instead of PETSc's abort."""
+    """Keep PETSc (when it starts later in this process) off SIGTERM/SIGINT.
+
+    The run stops cleanly through :class:`StopRequest` instead of PETSc's abort.
+    """
     import os
 
     options = os.environ.get("PETSC_OPTIONS", "")

@@ -151,9 +151,12 @@ class RunControl:
 
     @contextlib.contextmanager
     def guard_step(self, step: int, time: float, *, fields=None, masses=None):
-        """Wrap the numerics of step ``step``: a failure is shared over ``comm``, the last
-        good state is saved, and NaN/Inf or a bad mass in ``fields`` / ``masses``
-        (callables, evaluated only on failure) turns it into a :class:`NumericalError`."""
+        """Wrap the numerics of step ``step``.
+
+        A failure is shared over ``comm``, the last good state is saved, and NaN/Inf or a
+        bad mass in ``fields`` / ``masses`` (callables, evaluated only on failure) turns it
+        into a :class:`NumericalError`.
+        """
         try:
             with shared_failure(self.comm):
                 yield

@@ -20,8 +20,10 @@ __all__ = ["NumericalError", "find_bad_numbers", "check_state"]
 
 
 def _entries(fields: Mapping) -> list[tuple[object, str, np.ndarray]]:
-    """Normalise to (site, quantity, values): keys ``name`` (leading axis = site) or
-    ``(site, name)``."""
+    """Normalise to (site, quantity, values).
+
+    Keys are ``name`` (leading axis = site) or ``(site, name)``.
+    """
     out = []
     for key, value in fields.items():
         if isinstance(key, tuple):
@@ -41,6 +43,7 @@ def find_bad_numbers(fields: Mapping, masses: Mapping | None = None, *,
             ``(site, name) -> array``; every value must be finite.
         masses: the same keys -> the mass of each site; must be finite and > mass_floor.
         mass_floor: smallest acceptable mass (0: the mass must be positive).
+        site_offset: global index of this rank's first site (for the report).
 
     Returns:
         ``{"problem", "site", "quantity"}`` or None.

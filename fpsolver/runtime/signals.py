@@ -91,6 +91,7 @@ class StopRequest:
 
     @property
     def signal_name(self) -> str:
+        """Name of the signal received (``SIGTERM``, ...), or ``request`` without one."""
         if self._received is None:
             return "request"
         try:

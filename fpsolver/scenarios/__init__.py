@@ -1,0 +1,1 @@
+"""Scenarios shipped with fpsolver (``*.toml``), loaded by name by ``load_scenario``."""

@@ -1,6 +1,8 @@
-"""Test program: `fpsolver kinetic ...` whose density on the last rank becomes NaN after
-step FPSOLVER_TEST_NAN_STEP (a stand-in for a blow-up; the solver itself is untouched:
-the step method is wrapped here)."""
+"""Test program: `fpsolver kinetic ...` whose density on the last rank becomes NaN.
+
+After step FPSOLVER_TEST_NAN_STEP (a stand-in for a blow-up; the solver itself is
+untouched: the step method is wrapped here).
+"""
 
 import os
 import sys

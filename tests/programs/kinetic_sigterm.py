@@ -1,5 +1,6 @@
-"""Test program: `fpsolver kinetic ...` that sends itself SIGTERM on rank 0 after step
-FPSOLVER_TEST_SIGTERM_STEP (0: never).
+"""Test program: `fpsolver kinetic ...` that sends itself SIGTERM on rank 0.
+
+After step FPSOLVER_TEST_SIGTERM_STEP (0: never).
 
 A real signal through the real handler, at a chosen step: only rank 0 receives it, so the
 ranks must agree (StopRequest) to stop at the same step. The solver is untouched: the

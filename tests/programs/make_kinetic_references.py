@@ -1,5 +1,6 @@
-"""Generate ``tests/data/kinetic_particle_reference.json``: particle answers for the
-kinetic solver's non-Gaussian accuracy tests (``tests/test_kinetic_accuracy.py``).
+"""Generate ``tests/data/kinetic_particle_reference.json``: particle answers.
+
+For the kinetic solver's non-Gaussian accuracy tests (``tests/test_kinetic_accuracy.py``).
 
 The particle simulator is an independent method (Monte Carlo of the finite network, no
 finite elements), so these are accuracy references for the kinetic limit up to the
