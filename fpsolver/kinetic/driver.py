@@ -32,8 +32,7 @@ _PARTS = ("K_time", "K_space", "K_truncation", "vbar_time", "vbar_space")
 
 
 def _progress(progress, comm):
-    """``report(step, t, t_end)``: the caller's callable, a log line every 10% of t_end,
-    or none."""
+    """Return ``report(step, t, t_end)``: the caller's, a 10%-of-t_end logger, or none."""
     if callable(progress):
         return progress
     if progress is None and comm.rank == 0:
