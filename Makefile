@@ -43,7 +43,7 @@ bench: install
 bench-brian: install
 	@test -x .venv-brian/bin/python || $$(scripts/find-python.sh) -m venv .venv-brian
 	.venv-brian/bin/python -m pip install --quiet "numpy<2.4" brian2
-	$(PY) benchmarks/particles.py
+	$(PY) benchmarks/particles.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -19,10 +19,7 @@ setup included), with the cost relative to ``tanh`` in the box. Results go to
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -31,6 +28,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+
+from evidence import Record
 
 BOX = ["kinetic.frame=fixed", "kinetic.half_width=8.0", "kinetic.cells=88",
        "kinetic.grading=2.0", "kinetic.dt=0.0025"]
@@ -67,6 +66,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"
                                              / "kinetic-sweep.json"))
     args = parser.parse_args()
+    record = Record("kinetic-sweep")
     rows = {}
     base = run_case(*CASES["tanh"], BOX)["seconds"]
     head = (f"{'case':18s} {'K err':>8s} {'K est':>8s} {'v err':>8s} {'v est':>8s} "
@@ -82,13 +82,8 @@ def main() -> None:
               f"{auto['est_vbar']:8.1e} {auto['min_density_relative']:9.1e} "
               f"{auto['seconds']:6.1f} {auto['seconds'] / base:6.2f} | "
               f"{box['err_K']:9.1e} {box['seconds']:6.1f}", flush=True)
-    out = {"benchmark": "kinetic-sweep", "date": datetime.datetime.now().isoformat(),
-           "machine": platform.node(), "cpus": os.cpu_count(),
-           "load_average": os.getloadavg(), "python": platform.python_version(),
-           "tanh_box_seconds": base, "cases": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.out}")
+    record.figures = {"tanh_box_seconds": base, "cases": rows}
+    record.write(args.out)
 
 
 if __name__ == "__main__":
