@@ -31,8 +31,11 @@ def load() -> list[float]:
 
 
 def settle(limit: float = BUSY, tries: int = 3, wait: float = 60.0) -> list[float]:
-    """Wait (``wait`` s at a time, at most ``tries`` times) while the 1-minute load is above
-    ``limit``; then go on anyway. Returns the load average at the start of the measurement."""
+    """Return the load average at the start of the measurement, after waiting for calm.
+
+    Waits ``wait`` s at a time, at most ``tries`` times, while the 1-minute load is above
+    ``limit``; then goes on anyway.
+    """
     for _ in range(tries):
         if os.getloadavg()[0] <= limit:
             break
@@ -53,8 +56,9 @@ def _cpu_model() -> str:
 
 def _git_commit() -> str:
     try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True,
-                                        text=True, check=True).stdout.strip()
+        def run(*a):
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True,
+                                  text=True, check=True).stdout.strip()
         commit = run("rev-parse", "HEAD")
         dirty = run("status", "--porcelain", "--untracked-files=no", "--", "fpsolver")
         return commit + ("+dirty" if dirty else "")
@@ -94,8 +98,10 @@ def machine() -> dict:
 
 
 class Record:
-    """The result record of one benchmark run: start it before measuring, :meth:`write`
-    at the end (figures go into :attr:`figures`)."""
+    """The result record of one benchmark run.
+
+    Start it before measuring, :meth:`write` at the end (figures go into :attr:`figures`).
+    """
 
     def __init__(self, name: str, argv: list[str] | None = None, quick: bool = False):
         self.name, self.quick = name, quick
@@ -113,8 +119,11 @@ class Record:
                 "figures": self.figures}
 
     def write(self, out: str | Path | None = None) -> Path:
-        """Write the record: to ``out`` if given; a quick run to a temporary file (the
-        committed results are kept); else to ``benchmarks/results/<name>.json``."""
+        """Write the record and return its path.
+
+        To ``out`` if given; a quick run to a temporary file (the committed results are
+        kept); else to ``benchmarks/results/<name>.json``.
+        """
         if out is not None:
             path = Path(out)
         elif self.quick:

@@ -170,8 +170,11 @@ def run_brian(py: str, target: str, n: int, t_end: float, v0) -> dict | str:
 
 
 def _numba_parts():
-    """The pass's parts as numba kernels (compiled on first use): normals alone, tanh
-    alone, memory traffic alone, a triad; the same blocks and prange as the stepper."""
+    """Return the pass's parts as numba kernels (compiled on first use).
+
+    Normals alone, tanh alone, memory traffic alone, a triad; the same blocks and prange
+    as the stepper.
+    """
     import numba as nb
 
     from fpsolver.particles.kernels import _tanh
@@ -242,8 +245,10 @@ def _best(f, reps: int) -> float:
 
 
 def roofline(n: int) -> dict:
-    """ns per neuron-step of the pass and of its parts alone, and the machine's bandwidth
-    (see the module docstring); the tanh scenario's pass (mean-field: one bin)."""
+    """Return ns per neuron-step of the pass and of its parts alone, and the bandwidth.
+
+    See the module docstring; the tanh scenario's pass (mean-field: one bin).
+    """
     import numba
 
     from fpsolver.particles import kernels

@@ -33,7 +33,7 @@ def _read(name: str) -> dict | None:
 
 
 def num(x: float, digits: int = 3) -> str:
-    """x to ``digits`` significant figures, without exponent (1300, 18.3, 0.64)."""
+    """X to ``digits`` significant figures, without exponent (1300, 18.3, 0.64)."""
     if x == 0:
         return "0"
     text = f"{x:.{digits}g}"
