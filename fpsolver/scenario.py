@@ -49,6 +49,7 @@ STATE_DOMAINS = ("box", "disk")
 TIME_SCHEMES = ("bdf2", "cn", "euler")
 FRAMES = ("adaptive", "fixed")
 MAX_CELLS = 4096  # cells per side of the state box
+MAX_HALF_WIDTH_SD = 40   # adaptive frame: the box's half width in standard deviations
 MAX_STEPS = 10**10  # time steps of one run; beyond, a typo is likelier than a plan
 MAX_RECORDS = 10**7  # recording times (each stores every site)
 MAX_SCENARIO_BYTES = 1 << 20  # a scenario file is a few kB; more is not a scenario
@@ -339,6 +340,13 @@ class Kinetic:
         if 0 < self.half_width < 1e-6:
             raise ScenarioError(f"{path}.half_width", f"{self.half_width} is too small to "
                                 "hold a density", "give 0 (automatic) or a size >= 1e-6")
+        if self.frame == "adaptive" and self.half_width > MAX_HALF_WIDTH_SD:
+            raise ScenarioError(
+                f"{path}.half_width", f"{self.half_width} standard deviations: the moving "
+                "frame's box would be mostly empty and refined without bound (a Gaussian "
+                f"holds all but exp(-{MAX_HALF_WIDTH_SD ** 2 // 2:.0f}) of its mass within "
+                f"{MAX_HALF_WIDTH_SD})", f"give 0 (automatic) or at most {MAX_HALF_WIDTH_SD}, "
+                "or kinetic.frame = 'fixed' for a box in voltage units")
         if not (0 <= self.grading <= 8 and math.isfinite(self.grading)):
             raise ScenarioError(f"{path}.grading", f"must be in [0, 8], got {self.grading}",
                                 "use 0 (uniform) or a mild grading such as 1.5")

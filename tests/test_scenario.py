@@ -88,6 +88,7 @@ def test_load_by_path(tmp_path):
     ("kernel.family='box'", "kernel.family"),              # unknown family
     ("initial.cov=[[1.0, 2.0], [2.0, 1.0]]", "initial.cov"),  # not positive definite
     ("kinetic.degree=5", "kinetic.degree"),
+    ("kinetic.half_width=1e6", "kinetic.half_width"),  # adaptive frame: sd, not volts
     ("kinetic.scheme='rk4'", "kinetic.scheme"),
     # gaps found by the fuzz tests (tests/test_fuzz_scenario.py), closed
     ("initial.cov=[[inf, 0.0], [0.0, inf]]", "initial.cov"),
