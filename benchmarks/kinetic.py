@@ -4,8 +4,9 @@
         [--part scenarios|ou|particles]
 
 - ``scenarios``: ``tanh`` (one site) and ``ring-bump`` (64 sites, T = 5) on 1 and 2 ranks
-  (re-launched with mpirun, one BLAS/OpenMP thread per rank): seconds per step, total
-  (``run_kinetic``'s wall time, setup included; process wall time in brackets), speedup.
+  (re-launched with mpirun, no thread variable set: fpsolver's default placement): seconds
+  per step, total (``run_kinetic``'s wall time, setup included; process wall time in
+  brackets), speedup.
 - ``ou``: the 2-d OU problem of :mod:`fpsolver.kinetic.ou` (exact Gaussian solution) to
   a density L1 error, fpsolver (P2, sinh-graded box a = 2, the solver's default grading;
   L1 by quadrature of |p_h - p|) against ``fplanck`` (finite volumes on the same box,
@@ -44,7 +45,10 @@ from evidence import Record, settle
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "data" / "particle_reference.json"
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# the thread variables are removed: the runs get fpsolver's own placement (fpsolver/threads.py),
+# what a user gets from a plain `mpirun -n 2 fpsolver kinetic ...`
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS", "FPSOLVER_THREADS")
 
 
 def _load() -> str:
@@ -102,14 +106,15 @@ def _run_scenario(name, sets, ranks):
         cmd = [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks)] + cmd
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True,
-                         env={**os.environ, **ONE_THREAD}).stdout
+                         env={k: v for k, v in os.environ.items()
+                              if k not in THREAD_VARIABLES}).stdout
     info = json.loads(out.strip().splitlines()[-1])
     info["process_time"] = time.perf_counter() - start
     return info
 
 
 def bench_scenarios(quick: bool) -> dict:
-    print(f"\nseconds per step / total on 1 and 2 ranks, one thread per rank ({_load()})")
+    print(f"\nseconds per step / total on 1 and 2 ranks, default threads ({_load()})")
     out = {"load_before": list(os.getloadavg())}
     cases = [("tanh", ["t_end=0.5"] if quick else []),
              ("ring-bump", ["t_end=0.5"] if quick else [])]

@@ -13,6 +13,12 @@ from pathlib import Path
 _cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fpsolver"
 os.environ.setdefault("NUMBA_CACHE_DIR", str(_cache / "numba"))
 
+# One BLAS/OpenMP thread per rank and the cores shared between a node's ranks, unless the
+# user set the variables (before numpy loads; see fpsolver/threads.py).
+from fpsolver.threads import place_threads  # noqa: E402
+
+place_threads()
+
 from fpsolver.errors import (  # noqa: E402
     BalanceError,
     CheckpointError,

@@ -106,15 +106,20 @@ CHECKS = {"demo_paper_figures": _check_paper_figures,
           "demo_spatial": _check_spatial}
 
 
-def _run_under_mpirun(name: str, tmp_path: Path) -> dict:
-    """``mpirun -n 2 python demos/<name>.py`` in quick mode; rank 0 pickles main()'s data."""
-    mpirun = Path(sys.executable).parent / "mpirun"
+def _run_as_a_user(name: str, tmp_path: Path, ranks: int) -> dict:
+    """The demo in its own process (``mpirun -n 2`` for two ranks), quick mode (CI=1).
+
+    Rank 0 pickles main()'s data for the checks.
+    """
     script = (f"import sys, pickle; sys.path.insert(0, {str(DEMOS)!r}); import {name} as d; "
               "r = d.main(quick=True); from mpi4py import MPI; "
               "MPI.COMM_WORLD.rank == 0 and pickle.dump(r, open('data.pkl', 'wb'))")
+    words = [sys.executable, "-c", script]
+    if ranks > 1:
+        words = [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks)] + words
     env = {**os.environ, "CI": "1"}
-    proc = subprocess.run([str(mpirun), "-n", "2", sys.executable, "-c", script], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=900, env=env)
+    proc = subprocess.run(words, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import pickle
     return pickle.loads((tmp_path / "data.pkl").read_bytes())
@@ -123,16 +128,12 @@ def _run_under_mpirun(name: str, tmp_path: Path) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("ranks", [1, 2])
 @pytest.mark.parametrize("name", list(CHECKS))
-def test_demo_quick_run(name, ranks, tmp_path, monkeypatch):
-    """The quick run (what CI=1 selects) plots data that passes the demo's checks.
+def test_demo_quick_run(name, ranks, tmp_path):
+    """The quick run (CI=1) plots data that passes the demo's checks.
 
-    In-process or under mpirun -n 2.
+    In its own process as a user runs it: on 1 rank and under mpirun -n 2.
     """
-    if ranks == 1:
-        monkeypatch.chdir(tmp_path)
-        data = _demo(name).main(quick=True)
-    else:
-        data = _run_under_mpirun(name, tmp_path)
+    data = _run_as_a_user(name, tmp_path, ranks)
     CHECKS[name](data, tmp_path)
     if name == "demo_spatial":
         assert data["ranks"] == ranks

@@ -85,7 +85,8 @@ def test_every_make_line_is_in_ci():
     ci = (ROOT / ".ci" / "run").read_text()
     for command in readme_commands():
         if command.startswith("make"):
-            assert re.search(rf"^\s*(run_marked |timeout .* )?{re.escape(command)}\b", ci, re.M), command
+            line = rf"^\s*(run_marked |timeout .* )?{re.escape(command)}\b"
+            assert re.search(line, ci, re.M), command
 
 
 def test_every_fpsolver_line_runs(tmp_path):
