@@ -41,12 +41,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
+from mpi4py import MPI  # noqa: E402
 
 from fpsolver import load_scenario  # noqa: E402
 from fpsolver.output import write_outputs  # noqa: E402
 from fpsolver.plotting import Run, particle_fluctuations, snapshot_times  # noqa: E402
 
 OUT = Path("out_density_evolution")
+# under `mpirun -n N` the ranks share the kinetic solve; rank 0 runs the rest and plots
+ROOT_RANK = MPI.COMM_WORLD.rank == 0
 # -
 
 # ## Sizes
@@ -133,10 +136,16 @@ def run(quick: bool) -> dict:
     for kind, solve, scen in (("kinetic", lambda s: run_kinetic(s, progress=False), sc),
                               ("particles", lambda s: run_particles(s, progress=False),
                                sc.replace(n=n))):
+        if kind != "kinetic" and not ROOT_RANK:
+            continue  # under mpirun only the kinetic solver is shared; rank 0 does the rest
         start = time.perf_counter()
-        write_outputs(OUT / kind, scen, solve(scen))
-        timings[kind] = time.perf_counter() - start
-        print(f"  {kind}: {timings[kind]:.1f} s")
+        result = solve(scen)
+        if ROOT_RANK:  # one rank writes the run folder
+            write_outputs(OUT / kind, scen, result)
+            timings[kind] = time.perf_counter() - start
+            print(f"  {kind}: {timings[kind]:.1f} s")
+    if not ROOT_RANK:
+        return None
     kin, par = Run(OUT / "kinetic"), Run(OUT / "particles")
     ye, yi, p = fe_density(kin)
     times = snapshot_times(kin)
@@ -241,6 +250,8 @@ def main(quick: bool) -> dict:
     OUT.mkdir(exist_ok=True)
     start = time.perf_counter()
     data = run(quick)
+    if data is None:
+        return None  # not rank 0: the kinetic run is shared, the rest is rank 0's
     data["figures"] = animate(data) + [plot_marginals(data)]
     print(f"figures in {OUT}/ ({time.perf_counter() - start:.0f} s):")
     for p in data["figures"]:

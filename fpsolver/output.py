@@ -128,7 +128,9 @@ def write_outputs(out_dir: str | Path, scenario: Scenario, result: RunResult, *,
     """Write a run's files into ``out_dir``, ``manifest.json`` last.
 
     First ``summary.json``, ``observables.nc`` and ``scenario.toml``, then
-    ``manifest.json`` listing them (and the folders ``also`` names, if present).
+    ``manifest.json`` listing them (and the folders ``also`` names, if present). Call it on
+    one rank (under MPI the results are complete on every rank; the CLI writes on rank 0):
+    ranks writing one folder together would mix their run ids.
 
     Args:
         out_dir: the output folder (created if missing).
