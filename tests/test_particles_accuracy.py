@@ -106,9 +106,12 @@ def test_reference_moments_converge(name):
         assert shrink > 0.4 * expected, (shrink, expected)
 
 
-def test_fresh_run_agrees_with_reference():
-    # an independent seed at the smallest n agrees with the largest stored run within
-    # 4 combined se per moment (RMS) -- the reference is reproducible, not a fluke
+def test_regression_fresh_seed_agrees_with_the_stored_particle_run():
+    """Regression, not accuracy: the stored runs come from this particle code.
+
+    An independent seed at the smallest n agrees with the largest stored run within
+    4 combined se per moment (RMS): the stored data is reproducible, not a fluke.
+    """
     case = json.loads(REFERENCE.read_text())["scenarios"]["bistable"]
     big = case["runs"][-1]
     n = case["runs"][0]["n"]
