@@ -221,6 +221,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
             stepper.step(dt)
             estimator.advance()
         control_dt.accept(stepper.t, observables(stepper))
+        control_dt.watch(estimator.time_error)
         health.check(stepper)
         report(stepper.step_index, stepper.t, t_end)
         events.reached(stepper.t, rec, writer, stepper, estimator)

@@ -97,6 +97,7 @@ class ErrorEstimator:
         self._last_main = None   # the main run's statistics at that step
         self._pending = 0.0      # the odd step the time companion still has to cover
         self.truncation = truncation_factor(num.half_width) if not num.fixed_frame else None
+        self.time_error = 0.0    # the time part now (K or vbar), for the step control
 
     def advance(self) -> None:
         """Follow the main run by one step (collective)."""
@@ -114,6 +115,8 @@ class ErrorEstimator:
             self.time.step(self._pending + main.dt)
             self._last_time = self._stats(self.time)
             self._last_main = self._main_stats()
+            self.time_error = max(self._part(self._last_time, self._last_main,
+                                             2**TIME_ORDER - 1))
         for k in [k for k in self.history if k < n - 2]:
             del self.history[k]
 
@@ -134,22 +137,9 @@ class ErrorEstimator:
         step).
         """
         main = self.main
-        now = self._main_stats()
-        parts = {}
-        for name, other, ref, factor in (
-                ("time", self._last_time, self._last_main, 2**TIME_ORDER - 1),
-                ("space", self._stats(self.space), now, SPACE_RATIO**SPACE_ORDER - 1)):
-            if other is None:
-                parts[name] = (0.0, 0.0)
-                continue
-            scale = np.abs(ref["cov"]).max(axis=(1, 2))
-            dK = (np.abs(other["cov"] - ref["cov"]).max(axis=(1, 2)) / scale).max() / factor
-            if self.closed:
-                dv = np.abs(other["vbar"] - ref["vbar"]) / np.maximum(1, np.abs(ref["vbar"]))
-                dv = dv.max() / factor
-            else:
-                dv = self._propagate((other["g"] - ref["g"]) / factor)
-            parts[name] = (float(dK), float(dv))
+        parts = {"time": self._part(self._last_time, self._last_main, 2**TIME_ORDER - 1),
+                 "space": self._part(self._stats(self.space), self._main_stats(),
+                                     SPACE_RATIO**SPACE_ORDER - 1)}
         trunc = 0.0
         if self.truncation is not None:
             trunc = float(np.nanmax(main.layer_mass)) * self.truncation
@@ -158,6 +148,22 @@ class ErrorEstimator:
         return {"K": K, "vbar": v, "K_time": parts["time"][0], "K_space": parts["space"][0],
                 "K_truncation": trunc, "vbar_time": parts["time"][1],
                 "vbar_space": parts["space"][1]}
+
+    def _part(self, other, ref, factor: float) -> tuple[float, float]:
+        """(K, vbar) relative error of the main run from a companion's ``other`` stats.
+
+        The difference of the two runs divided by ``factor`` (Richardson).
+        """
+        if other is None:
+            return 0.0, 0.0
+        scale = np.abs(ref["cov"]).max(axis=(1, 2))
+        dK = (np.abs(other["cov"] - ref["cov"]).max(axis=(1, 2)) / scale).max() / factor
+        if self.closed:
+            dv = np.abs(other["vbar"] - ref["vbar"]) / np.maximum(1, np.abs(ref["vbar"]))
+            dv = dv.max() / factor
+        else:
+            dv = self._propagate((other["g"] - ref["g"]) / factor)
+        return float(dK), float(dv)
 
     # -- checkpoint support -----------------------------------------------------------
     def state(self) -> dict:
@@ -170,7 +176,8 @@ class ErrorEstimator:
         s = {"est_hist_keys": np.array(keys),
              "est_hist_vals": np.array([self.history[k] for k in keys]),
              "est_have_last": np.array(self._last_time is not None),
-             "est_pending": np.array(self._pending)}
+             "est_pending": np.array(self._pending),
+             "est_time_error": np.array(self.time_error)}
         if self._last_time is not None:
             s.update({f"est_last_{k}": v for k, v in self._last_time.items()})
             s.update({f"est_main_{k}": v for k, v in self._last_main.items()})
@@ -184,6 +191,7 @@ class ErrorEstimator:
                                                              arrays["est_hist_vals"])}
         self._last_time = self._last_main = None
         self._pending = float(arrays["est_pending"])
+        self.time_error = float(arrays.get("est_time_error", 0.0))
         if bool(arrays["est_have_last"]):
             self._last_time = {k: np.array(arrays[f"est_last_{k}"]) for k in ("cov", "vbar", "g")}
             self._last_main = {k: np.array(arrays[f"est_main_{k}"]) for k in ("cov", "vbar", "g")}

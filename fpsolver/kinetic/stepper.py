@@ -11,9 +11,10 @@
    error estimate, vbar is taken from the main run (``vbar_source``);
 5. the moments give <F(vbar + .)>, the statistics and the frames' rates.
 
-Every :data:`CHECK_EVERY` steps, if a density has values below -:data:`OSCILLATION` of
-its peak, the cell Peclet number |bt_g| (h_g / p) / (Dt_g / 2) is measured at the dofs
-where a density is above 1e-8 of its peak; along an axis where it exceeds
+After every step in which a density has values below -:data:`OSCILLATION` of its peak
+(before they grow to the -1e-6 target), the cell Peclet number |bt_g| (h_g / p) /
+(Dt_g / 2) is measured at the dofs where a density is above 1e-8 of its peak; along an
+axis where it exceeds
 :data:`PECLET_MAX` (Galerkin elements oscillate there) the mesh is refined by two, and
 the densities move to it exactly (nested meshes: the old space is a subspace of the new
 one). Refining only on the symptom keeps mild transients from refining the mesh; when
@@ -105,6 +106,7 @@ class KineticStepper:
         self.constraint = BalanceConstraint(model) if vbar_source is None else None
         self.clusters = None
         self.refinements = []
+        self._lo_hi = (np.zeros(self.B), np.ones(self.B))  # the last step's density extremes
         self.t, self.step_index = 0.0, 0
         self.t_new = 0.0
         self.vbar_old = self.mF_old = None
@@ -329,7 +331,7 @@ class KineticStepper:
         n, t_new = self.step_index + 1, self.t + dt
         self.t_new = t_new  # the time being stepped to (failure messages)
         where = f" at step {n}, t = {t_new:g}"
-        if self.max_dofs and self.step_index % CHECK_EVERY == 0 and self.step_index:
+        if self.max_dofs and self.step_index:
             self._check_resolution()
         P = self.params()
         self.bound.dt = dt
@@ -344,7 +346,8 @@ class KineticStepper:
         with np.errstate(all="ignore"):
             self._weights()
             self.mass = self._masses()
-        check_densities(self, *self._extremes())
+        self._lo_hi = self._extremes()
+        check_densities(self, *self._lo_hi)
         if self.vbar_source is not None:
             vbar = np.array(self.vbar_source(n), float)
         else:
@@ -382,9 +385,14 @@ class KineticStepper:
         return out
 
     def _check_resolution(self) -> None:
-        lo, hi = self._extremes()
+        """Refine as soon as a density oscillates; try coarsening every CHECK_EVERY steps.
+
+        Uses the extremes of the last step (identical on every rank).
+        """
+        lo, hi = self._lo_hi
         if (lo / np.where(hi > 0, hi, 1.0)).min() >= -OSCILLATION:
-            self._check_coarsening()
+            if self.step_index % CHECK_EVERY == 0:
+                self._check_coarsening()
             return
         pe = self.peclet()
         cells = list(self.numerics.cells)
@@ -534,6 +542,7 @@ class KineticStepper:
                                      np.array(s["cluster_refs"], float))
         self._weights()
         self.mass = self._masses()
+        self._lo_hi = self._extremes()
         rates = self.frame.rates, self.frame.rates_old, self.frame.gap
         self._observe()
         self.frame.rates, self.frame.rates_old, self.frame.gap = rates
