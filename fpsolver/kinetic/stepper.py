@@ -385,7 +385,9 @@ class KineticStepper:
         return out
 
     def _check_resolution(self) -> None:
-        """Refine as soon as a density oscillates; try coarsening every CHECK_EVERY steps.
+        """Refine as soon as a density oscillates (then not again for CHECK_EVERY steps).
+
+        Coarsening is tried every CHECK_EVERY steps.
 
         Uses the extremes of the last step (identical on every rank).
         """
@@ -394,6 +396,9 @@ class KineticStepper:
             if self.step_index % CHECK_EVERY == 0:
                 self._check_coarsening()
             return
+        last = self.refinements[-1][0] if self.refinements else -CHECK_EVERY
+        if self.step_index - last < CHECK_EVERY:
+            return  # the nested transfer keeps the old undershoot: let the new mesh act
         pe = self.peclet()
         cells = list(self.numerics.cells)
         for g in range(2):
@@ -511,7 +516,9 @@ class KineticStepper:
              **self.frame.state(), "t": np.array(self.t), "step_index": np.array(self.step_index),
              "vbar": self.vbar.copy(), "mF": self.mF.copy(), "lam": self.lam.copy(),
              "cells": np.array(self.numerics.cells), "dt": np.array(self.dt),
-             "have_old": np.array(self.vbar_old is not None)}
+             "have_old": np.array(self.vbar_old is not None),
+             "refinements": np.array([[k, *c] for k, c in self.refinements],
+                                     int).reshape(-1, 3)}
         if self.vbar_old is not None:
             s.update({"vbar_old": self.vbar_old, "mF_old": self.mF_old,
                       "dt_old": np.array(self.dt_old)})
@@ -527,6 +534,8 @@ class KineticStepper:
         if cells != self.numerics.cells:
             self._build(cells)
         self.dens.q = np.array(s["q"], float)
+        self.refinements = [(int(r[0]), (int(r[1]), int(r[2])))
+                            for r in np.array(s.get("refinements", np.zeros((0, 3))))]
         self.imex.restore({k[5:]: v for k, v in s.items() if k.startswith("imex_")})
         self.frame.restore(s)
         self.t, self.step_index = float(s["t"]), int(s["step_index"])

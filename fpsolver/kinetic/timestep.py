@@ -12,8 +12,12 @@ error is (2/9) dt^3 s''', so LTE ~ (2/11) |s - s_p|. The step halves when the LT
 ``tol / 4`` per unit time (``dt tol / 4``: a quarter of the tolerance left for the time
 error over a unit of time), and doubles when it has stayed below 1/16 of that (BDF2's
 LTE grows 8x with the step) for three steps and the time is a multiple of the doubled
-step. The per-step target bounds the global error only over about 4 time units (more on
-long runs whose errors do not decay), so the control also watches the global time error
+step. The run starts 2^:data:`_START_LEVELS` below the step estimated from the rates at
+t = 0: the first step is backward Euler (first order), the first three are not checked,
+and an initial density far from the dynamics' shape changes fastest at the start
+(``bistable``: 90% of the run's time error was made before t = 0.05). The per-step
+target bounds the global error only over about 4 time units (more on long runs whose
+errors do not decay), so the control also watches the global time error
 that the error estimator's time companion measures (:meth:`StepControl.watch`): when it
 passes half of ``tol`` and has grown by half since the last tightening, the per-step share
 is quartered and the step halved (BDF2: the error then grows 4x slower, measured on
@@ -32,6 +36,7 @@ __all__ = ["StepControl", "observables"]
 _MILNE = 2.0 / 11.0
 _SHARE = 0.25    # of tol, for the time error per unit time
 _CALM = 3        # steps below 1/16 of the target before the step doubles
+_START_LEVELS = 3  # the first steps are 2^-3 of the estimated step (see the module doc)
 
 
 def observables(stepper) -> np.ndarray:
@@ -61,7 +66,7 @@ class StepControl:
         if fixed:
             self.dt = dt0
         else:
-            level = max(0, math.ceil(math.log2(dt_max / dt0) - 1e-9))
+            level = max(0, math.ceil(math.log2(dt_max / dt0) - 1e-9)) + _START_LEVELS
             self.dt = dt_max / 2**level
         self.history: list[tuple[float, np.ndarray]] = []
         self.calm = 0
