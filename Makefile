@@ -25,8 +25,10 @@ test: install lint
 lint: install
 	$(VENV)/bin/ruff check fpsolver tests benchmarks demos scripts
 
+# the checks behind the README's accuracy claims first, then the demos, Docker and MPI runs
+CLAIMS := tests/test_kinetic_sweep.py tests/test_kinetic_accuracy.py tests/test_particles_accuracy.py
 test-slow: install
-	$(PY) -m pytest -m slow -q
+	$(PY) -m pytest -m slow -q $(CLAIMS) tests
 
 test-mpi: install
 	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -m mpi -q -p no:cacheprovider

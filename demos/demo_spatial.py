@@ -53,7 +53,7 @@ OUT = Path("out_spatial")
 # +
 def sizes(quick: bool) -> list[str]:
     if quick:
-        return ["space.sites=16", "n=32768", "t_end=2.0", "kinetic.cells=24",
+        return ["space.sites=16", "n=32768", "t_end=2.0", "kinetic.tol=1e-3",
                 "record.snapshots=[0.0, 2.0]", "record.every=0.05"]
     return []
 # -
