@@ -19,7 +19,7 @@ and an initial density far from the dynamics' shape changes fastest at the start
 target bounds the global error only over about 4 time units (more on long runs whose
 errors do not decay), so the control also watches the global time error
 that the error estimator's time companion measures (:meth:`StepControl.watch`): when it
-passes half of ``tol`` and has grown by half since the last tightening, the per-step share
+passes 3/4 of ``tol`` and has grown by half since the last tightening, the per-step share
 is quartered and the step halved (BDF2: the error then grows 4x slower, measured on
 ``bistable`` with wide wells, whose estimate otherwise ended at 1.01 tol). A fixed
 ``kinetic.dt`` turns all this off.
@@ -111,7 +111,7 @@ class StepControl:
 
     def watch(self, time_error: float) -> None:
         """Tighten the control if the measured global time error nears ``tol``."""
-        if self.fixed or time_error <= 0.5 * self.tol or time_error <= 1.5 * self.tightened_at:
+        if self.fixed or time_error <= 0.75 * self.tol or time_error <= 1.5 * self.tightened_at:
             return
         self.tightened_at = time_error
         self.share /= 4
