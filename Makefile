@@ -28,7 +28,8 @@ lint: install
 # the checks behind the README's accuracy claims first, then the demos, Docker and MPI runs
 CLAIMS := tests/test_kinetic_sweep.py tests/test_kinetic_accuracy.py tests/test_particles_accuracy.py
 test-slow: install
-	$(PY) -m pytest -m slow -q $(CLAIMS) tests
+	$(PY) -m pytest -m slow -q $(CLAIMS)
+	$(PY) -m pytest -m slow -q tests $(addprefix --ignore=,$(CLAIMS))
 
 test-mpi: install
 	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -m mpi -q -p no:cacheprovider
