@@ -67,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     from fpsolver.runtime.cliargs import add_checkpoint_args
     add_checkpoint_args(p)
 
+    p = sub.add_parser("steady", help="the stationary state of the kinetic limit (Newton)")
+    _scenario_args(p)
+
+    p = sub.add_parser("spectrum", help="leading eigenvalues of the kinetic limit at its "
+                       "stationary state (slow time scale)")
+    _scenario_args(p)
+    p.add_argument("--count", type=int, default=10, help="eigenvalues wanted (default 10)")
+    p.add_argument("--target", type=float, default=None,
+                   help="shift: the eigenvalues nearest it are found (default just right of "
+                   "0, i.e. the rightmost ones)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     p = sub.add_parser("show", help="print the resolved scenario as TOML")
     _scenario_args(p, out=False)
@@ -278,6 +290,109 @@ def _run_kinetic(args, comm) -> int:
     return 0
 
 
+def _on_all_ranks(run):
+    """Run ``run(comm)`` on COMM_WORLD; an error on some ranks only ends the job."""
+    from mpi4py import MPI
+
+    from fpsolver.runtime.parallel import abort_on_error, is_shared
+
+    comm = MPI.COMM_WORLD
+    with abort_on_error(comm):
+        try:
+            return run(comm)
+        except FpsolverError as exc:
+            if is_shared(exc) and comm.rank != 0:
+                return 2
+            raise
+
+
+def _cmd_steady(args) -> int:
+    def run(comm):
+        from fpsolver.runtime.parallel import run_shared
+        from fpsolver.steady.run import run_steady, steady_result
+
+        scenario = load_scenario(args.scenario, args.overrides)
+        folder = _folder(args) if comm.rank == 0 else None
+        try:
+            run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
+            run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario, "steady"))
+            model, state = run_steady(scenario, comm=comm)
+            result = steady_result(model, state, comm)
+            if comm.rank == 0:
+                r, avg = state.residuals, result.site_average()
+                print(f"{scenario.name}, stationary state: vbar = ({avg['vbar_e'][0]:.6f}, "
+                      f"{avg['vbar_i'][0]:.6f}), K = ({avg['K_ee'][0]:.6f}, "
+                      f"{avg['K_ii'][0]:.6f}) (site averages); {state.info['wall_time']:.1f} s "
+                      f"on {comm.size} rank(s)")
+                print(f"residuals: Fokker-Planck {r['fokker_planck']:.1e} (relative), balance "
+                      f"{r['balance']:.1e}, mass/mean {r['mass_mean']:.1e}; "
+                      f"{state.info['newton_iterations']} Newton iterations, cells "
+                      f"{tuple(state.info['cells'])}")
+                _write(args, scenario, result, folder if args.out else None)
+        finally:
+            if folder is not None:
+                folder.__exit__(None, None, None)
+        return 0
+    return _on_all_ranks(run)
+
+
+def _cmd_spectrum(args) -> int:
+    if args.count < 1:
+        raise FpsolverError(f"--count must be at least 1, got {args.count} -- fix: e.g. "
+                            "--count 10")
+    if args.target is not None and not math.isfinite(args.target):
+        raise FpsolverError(f"--target must be finite, got {args.target} -- fix: e.g. "
+                            "--target 0.01")
+
+    def run(comm):
+        from fpsolver.runtime.parallel import run_shared
+        from fpsolver.steady.run import run_spectrum
+
+        scenario = load_scenario(args.scenario, args.overrides)
+        folder = _folder(args) if comm.rank == 0 else None
+        try:
+            run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
+            run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
+                                                                   "spectrum"))
+            _, _, _, report = run_spectrum(scenario, comm=comm, count=args.count,
+                                           target=args.target)
+            if comm.rank == 0:
+                print(json.dumps(report, indent=1) if args.json else _spectrum_text(report))
+                if args.out is not None:
+                    _write_report(args, scenario, folder, "spectrum.json", report)
+        finally:
+            if folder is not None:
+                folder.__exit__(None, None, None)
+        return 0
+    return _on_all_ranks(run)
+
+
+def _spectrum_text(report: dict) -> str:
+    lines = [f"scenario {report['scenario']}: {report['verdict']} on the slow (O(1)) time "
+             "scale of the kinetic limit (`fpsolver stability` is about the fast "
+             "sqrt(n) scale)",
+             f"{'#':>3} {'Re lambda':>14} {'Im lambda':>14} {'residual':>10}"]
+    for k, ((re, im), r) in enumerate(zip(report["eigenvalues"], report["residuals"])):
+        lines.append(f"{k:3d} {re:14.8f} {im:14.8f} {r:10.1e}")
+    lines.append(f"neutral directions ({report['neutral']})")
+    return "\n".join(lines)
+
+
+def _write_report(args, scenario, folder, name: str, report: dict) -> None:
+    """A JSON report, the scenario and the manifest into ``--out`` (signals held)."""
+    from fpsolver.output import atomic_write
+    from fpsolver.rundir import deferred_signals, write_manifest
+
+    body = {**report, "run_id": folder.run_id, "status": "complete"}
+    toml = f"# fpsolver run {folder.run_id} (complete)\n" + to_toml(scenario)
+    with deferred_signals():
+        atomic_write(args.out / name, lambda p: p.write_text(json.dumps(body, indent=1)))
+        atomic_write(args.out / "scenario.toml", lambda p: p.write_text(toml))
+        write_manifest(args.out, folder.run_id, [name, "scenario.toml"],
+                       command=" ".join(sys.argv[1:]))
+    print(f"wrote {args.out / name}")
+
+
 def _cmd_scenarios(args) -> int:
     for name in scenario_names():
         print(f"{name:18s} {load_scenario(name).description}")
@@ -314,6 +429,7 @@ def _cmd_demo(args) -> int:
 
 _COMMANDS = {"particles": _cmd_particles, "gaussian": _cmd_gaussian,
              "stability": _cmd_stability, "kinetic": _cmd_kinetic,
+             "steady": _cmd_steady, "spectrum": _cmd_spectrum,
              "scenarios": _cmd_scenarios, "show": _cmd_show, "plot": _cmd_plot,
              "demo": _cmd_demo}
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from fpsolver.errors import MeshError
 
-__all__ = ["StateMesh", "state_mesh", "make_disk_model", "grade"]
+__all__ = ["StateMesh", "state_mesh", "make_disk_model", "grade", "node_spacing"]
 
 
 @dataclass
@@ -85,6 +85,28 @@ def grade(s: np.ndarray, half_width: float, grading: float) -> np.ndarray:
     if not grading:
         return half_width * s
     return half_width * np.sinh(grading * s) / np.sinh(grading)
+
+
+def node_spacing(smesh: StateMesh, cells, grading: float, degree: int, X: np.ndarray,
+                 min_cell: float) -> np.ndarray:
+    """Node spacing along each axis at points X (m, 2) of a P``degree`` mesh, (m, 2).
+
+    Box: from the (graded) grid of ``cells`` per axis; otherwise ``min_cell / degree``.
+    """
+    p = degree
+    if smesh.kind != "box":
+        return np.full_like(X, min_cell / p)
+    W = smesh.radius
+    out = np.empty_like(X)
+    for g in range(2):
+        ds = 2.0 / cells[g]
+        if grading:
+            a = grading
+            s = np.arcsinh(X[:, g] / W * np.sinh(a)) / a
+            out[:, g] = W * a * np.cosh(a * s) / np.sinh(a) * ds / p
+        else:
+            out[:, g] = W * ds / p
+    return out
 
 
 def state_mesh(comm, domain: str, half_width: float, cells: int,

@@ -42,7 +42,7 @@ from fpsolver.kinetic.frame import Frame
 from fpsolver.kinetic.health import check_densities, check_moments
 from fpsolver.kinetic.imex import ImexScheme
 from fpsolver.kinetic.layout import site_layout
-from fpsolver.kinetic.meshing import grade, state_mesh
+from fpsolver.kinetic.meshing import grade, node_spacing, state_mesh
 from fpsolver.kinetic.numerics import resolve_numerics
 from fpsolver.runtime.parallel import run_shared, shared_failure
 from fpsolver.scenario import PAIRS
@@ -139,20 +139,9 @@ class KineticStepper:
 
     def _spacing(self, X: np.ndarray) -> np.ndarray:
         """Node spacing along each axis at the dofs X (box: the grading), (dofs, 2)."""
-        num, W = self.numerics, self.smesh.radius
-        p = num.degree
-        if self.smesh.kind != "box":
-            return np.full_like(X, self._min_cell_size() / p)
-        out = np.empty_like(X)
-        for g in range(2):
-            ds = 2.0 / num.cells[g]
-            if num.grading:
-                a = num.grading
-                s = np.arcsinh(X[:, g] / W * np.sinh(a)) / a
-                out[:, g] = W * a * np.cosh(a * s) / np.sinh(a) * ds / p
-            else:
-                out[:, g] = W * ds / p
-        return out
+        num = self.numerics
+        return node_spacing(self.smesh, num.cells, num.grading, num.degree, X,
+                            self._min_cell_size())
 
     def _sample_points(self):
         """Points of the state domain and the local mesh size there (box: the grading)."""

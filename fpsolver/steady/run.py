@@ -1,0 +1,117 @@
+"""From a scenario to a stationary state and its spectrum, in the shapes the CLI writes.
+
+``run_steady`` returns the :class:`~fpsolver.output.RunResult` of a stationary state (one
+"time", the same variables as a kinetic run, plus each site's density), so
+``observables.nc`` of ``fpsolver steady`` compares directly with a kinetic run's last
+record. ``run_spectrum`` adds the leading eigenvalues of the linearised kinetic limit;
+its box is wider than the density's (:func:`spectrum_half_width`), since the eigenfunctions
+(Hermite-like: a polynomial of degree k times the density) reach further: the truncation
+error of the degree-k mode at L sd is ~ L^(2k) exp(-L^2 / 2) / k!. Measured on the
+Ornstein-Uhlenbeck spectrum (tenth eigenvalue): 6 sd 2e-3, 8 sd 6e-8 (degree 5) but
+4e-6 (degree 7), 10 sd 1e-9.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fpsolver.model import build_model
+from fpsolver.output import RunResult
+
+__all__ = ["run_steady", "run_spectrum", "steady_result", "spectrum_half_width"]
+
+
+def spectrum_half_width(count: int) -> float:
+    """Box half width (sd) for ``count`` eigenvalues: 6 + sqrt(2 count + 3).
+
+    The highest mode among the first ``count`` has degree <= count + 1, whose
+    eigenfunction turns at sqrt(2 k + 1) sd; 6 more sd leave its truncation error below
+    1e-8 (10.8 sd for 10 eigenvalues).
+    """
+    return 6.0 + float(np.sqrt(2 * count + 3))
+
+
+def _numerics(model, count: int | None):
+    from fpsolver.kinetic.numerics import resolve_numerics
+
+    num = resolve_numerics(model)
+    if count and not model.scenario.kinetic.half_width and not num.fixed_frame:
+        num.half_width = max(num.half_width, spectrum_half_width(count))
+        num.notes.append(f"spectrum: half_width = {num.half_width:g} sd (eigenfunctions "
+                         "reach further than the density)")
+    return num
+
+
+def steady_result(model, state, comm) -> RunResult:
+    """The stationary state as a one-record :class:`RunResult` (t = [0]); every rank."""
+    from fpsolver.steady.newton import _gather
+
+    S = model.n_sites
+    sp = state.space
+    n = sp.n
+    dens = _gather(comm, state.sites,
+                   [state.q[int(s)] / np.prod(state.ell[s]) for s in state.sites], (n,), S)
+    z = sp.V.tabulate_dof_coordinates()[:, :2]
+    one = lambda a: a[None]  # noqa: E731 - one record
+    extra = {
+        "skewness": (("time", "site", "population"), one(state.skewness),
+                     {"long_name": "skewness of y_a"}),
+        "kurtosis": (("time", "site", "population"), one(state.kurtosis),
+                     {"long_name": "kurtosis of y_a (Gaussian 3)"}),
+        "lambda_": (("time", "site", "population"), one(state.lam),
+                    {"long_name": "balance current lambda = -<F> (MODEL 2c)",
+                     "units": "voltage / time"}),
+        "min_density_relative": (("time", "site"), one(state.min_relative),
+                                 {"long_name": "smallest dof value / peak of the density"}),
+        "ell": (("site", "population"), state.ell,
+                {"long_name": "frame: y_a = ell_a z_a (the density's standard deviation)"}),
+        "density": (("site", "dof"), dens,
+                    {"long_name": "stationary density p_x(y) at the dofs, y = ell z"}),
+        "dof_z": (("dof", "axis"), z, {"long_name": "dof coordinates z (y = ell z per site)"}),
+    }
+    info = {**state.info, "residuals": state.residuals,
+            "min_density_relative": float(state.min_relative.min())}
+    return RunResult(kind="steady", t=np.array([0.0]), vbar=one(state.vbar),
+                     cov=one(state.cov), sites=model.sites, extra=extra, info=info)
+
+
+def run_steady(scenario, *, comm=None, model=None, spectrum: int | None = None):
+    """Solve the stationary state of ``scenario``; returns (model, state).
+
+    ``spectrum``: the number of eigenvalues the state is for (a wider box), or None.
+    """
+    from mpi4py import MPI
+
+    from fpsolver.steady.newton import solve_steady
+
+    comm = comm or MPI.COMM_WORLD
+    model = model or build_model(scenario)
+    state = solve_steady(model, numerics=_numerics(model, spectrum), comm=comm)
+    return model, state
+
+
+def run_spectrum(scenario, *, comm=None, count: int = 10, target: float | None = None,
+                 vectors: bool = False):
+    """Stationary state and leading eigenvalues; returns (model, state, spectrum, report).
+
+    ``report`` is the JSON-ready summary: eigenvalues (real, imag), their residuals, the
+    verdict, the time scale and the stationary means.
+    """
+    from fpsolver.steady.spectrum import compute_spectrum, verdict
+
+    model, state = run_steady(scenario, comm=comm, spectrum=count)
+    spec = compute_spectrum(model, state, count=count, target=target, comm=comm,
+                            vectors=vectors)
+    report = {
+        "scenario": scenario.name, **verdict(spec.eigenvalues),
+        "eigenvalues": [[float(z.real), float(z.imag)] for z in spec.eigenvalues],
+        "residuals": [float(r) for r in spec.residuals],
+        "target": spec.target,
+        "neutral": "per site: mass and the mean of y (3 directions, eigenvalue 0, not "
+                   "perturbations of the kinetic limit) are deflated",
+        "steady": {"vbar": state.vbar.tolist(), "residuals": state.residuals},
+        "info": {**spec.info, "steady_wall_time": state.info["wall_time"],
+                 "cells": list(state.info["cells"]), "half_width": state.info["half_width"],
+                 "degree": state.info["degree"]},
+    }
+    return model, state, spec, report

@@ -1,0 +1,152 @@
+"""Stationary states (``fpsolver steady``) and the slow spectrum (``fpsolver spectrum``).
+
+Independent answers: the Gaussian reduction (MODEL §3) is exact for linear F with
+additive noise, so its t -> infinity limit is the stationary state and the linearised
+kinetic operator is the Ornstein-Uhlenbeck one, whose spectrum on mass-zero, mean-zero
+perturbations is -(k_e / tau_e + k_i / tau_i), k_e + k_i >= 2. Long kinetic runs give
+the non-Gaussian stationary states (slow tests). Tolerances are the measured
+discretisation errors with their margin, stated next to each.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from fpsolver.balance import BalanceConstraint
+from fpsolver.cli import main
+from fpsolver.gaussian import gaussian_expectations
+from fpsolver.model import build_model
+from fpsolver.rundir import verify_run_folder
+from fpsolver.scenario import load_scenario
+from fpsolver.steady import solve_steady
+from fpsolver.steady.run import run_spectrum, run_steady
+
+
+def _ou_rates(tau_e: float, tau_i: float, count: int) -> np.ndarray:
+    rates = sorted(k / tau_e + l / tau_i for k in range(12) for l in range(12) if k + l >= 2)
+    return -np.array(rates[:count])
+
+
+@pytest.mark.parametrize("tau_i, sigma", [(0.5, 1.0), (1.0, 0.3), (0.25, 2.0)])
+def test_ou_spectrum(tau_i, sigma):
+    """The first 10 eigenvalues of `tanh` variants are the OU ones to 1e-6.
+
+    The issue's case tau_i = 0.5 gives -2, -3, -3, -4, -4, -4, -5, -5, -5, -6. Measured
+    error 6e-8 (truncation of the 8-sd box dominates: 2e-3 at 6 sd); other noise levels
+    and rates must not change that (the frame scales the box with the density).
+    """
+    sc = load_scenario("tanh", [f"populations.i.tau={tau_i}", f"populations.e.sigma={sigma}",
+                                f"populations.i.sigma={sigma}"])
+    _, _, spec, report = run_spectrum(sc, comm=MPI.COMM_SELF, count=10)
+    exact = _ou_rates(1.0, tau_i, 10)
+    assert np.abs(spec.eigenvalues.imag).max() < 1e-6
+    assert np.abs(np.sort(spec.eigenvalues.real)[::-1] - exact).max() < 1e-6
+    assert report["verdict"] == "attracting"
+    assert report["leading_rate"] == pytest.approx(exact[0], abs=1e-6)
+
+
+def test_steady_equals_the_gaussian_limit():
+    """`tanh` (linear F, additive noise): K = tau sigma^2 / 2 and vbar from MODEL §2a.
+
+    vbar: the balance solved with Gaussian expectations at the stationary K (MODEL §3).
+    Measured errors 8e-8 (K) and 3e-9 (vbar): the P2 discretisation; bound 1e-6.
+    """
+    sc = load_scenario("tanh", ["populations.e.sigma=0.7", "populations.i.tau=0.4"])
+    model = build_model(sc)
+    state = solve_steady(model, comm=MPI.COMM_SELF)
+    K = np.diag([1.0 * 0.7**2 / 2, 0.4 * 1.0 / 2])
+    vbar, _ = BalanceConstraint(model).solve(
+        lambda v: gaussian_expectations(model, v, K), np.zeros((1, 2)))
+    assert np.abs(state.cov[0] - K).max() / K.max() < 1e-6
+    assert np.abs(state.vbar - vbar).max() < 1e-6
+    assert state.residuals["fokker_planck"] < 1e-10
+    assert state.residuals["balance"] < 1e-10
+    assert state.min_relative.min() > -1e-10
+
+
+def test_steady_ring_low_rank_kernel_has_no_free_drift():
+    """A ring with a cosine kernel: the free part of vbar does not move (<F> in the range).
+
+    The Newton system includes U_f^T <F> = 0; the stationary means keep the input's
+    cos symmetry: vbar(x) = vbar(-x) to round-off on the grid.
+    """
+    sc = load_scenario("ring-bump", ["space.sites=8"])
+    model, state = run_steady(sc, comm=MPI.COMM_SELF)
+    assert state.residuals["free_drift"] < 1e-10
+    x = model.sites.points[:, 0]
+    mirror = np.array([np.argmin(np.abs(np.mod(-xi, 2 * np.pi) - x)) for xi in x])
+    assert np.abs(state.vbar - state.vbar[mirror]).max() < 1e-9
+    assert np.ptp(state.vbar[:, 0]) > 1e-3  # a bump, not a flat state
+
+
+def test_cli_steady_writes_a_verified_run_folder(tmp_path, capsys):
+    out = tmp_path / "steady"
+    assert main(["steady", "tanh", "--out", str(out)]) == 0
+    verify_run_folder(out)
+    text = capsys.readouterr().out
+    assert "stationary state" in text and "residuals" in text
+    import xarray as xr
+    with xr.open_dataset(out / "observables.nc") as ds:
+        assert ds.attrs["solver"] == "steady"
+        assert ds["density"].shape[0] == 1
+        mass = ds["density"].values[0]
+        assert np.isfinite(mass).all()
+
+
+def test_cli_spectrum_json(tmp_path, capsys):
+    assert main(["spectrum", "tanh", "--count", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "attracting"
+    assert "slow" in report["time_scale"]
+    assert len(report["eigenvalues"]) == 4
+    assert report["eigenvalues"][0][0] == pytest.approx(-2.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("args, field", [(["--count", "0"], "--count"),
+                                         (["--target", "nan"], "--target")])
+def test_cli_spectrum_refuses_bad_arguments(args, field, capsys):
+    assert main(["spectrum", "tanh", *args]) == 2
+    assert field in capsys.readouterr().err
+
+
+@pytest.mark.mpi
+def test_steady_and_spectrum_on_all_ranks_equal_one_rank():
+    """Sites split over the ranks: the same stationary state and eigenvalues (1e-10)."""
+    sc = load_scenario("ring-bump", ["space.sites=8"])
+    model = build_model(sc)
+    one = solve_steady(model, comm=MPI.COMM_SELF)
+    many = solve_steady(model, comm=MPI.COMM_WORLD)
+    assert np.abs(one.vbar - many.vbar).max() < 1e-10
+    assert np.abs(one.cov - many.cov).max() < 1e-10
+    from fpsolver.steady.spectrum import compute_spectrum
+    s1 = compute_spectrum(model, one, count=4, comm=MPI.COMM_SELF)
+    s2 = compute_spectrum(model, many, count=4, comm=MPI.COMM_WORLD)
+    assert np.abs(s1.eigenvalues - s2.eigenvalues).max() < 1e-8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, t_end, sets", [("bistable", 16.0, []),
+                                               ("ring-bump", 14.0, ["space.sites=8"])])
+def test_steady_equals_a_long_kinetic_run(name, t_end, sets):
+    """The kinetic run's last record equals the stationary state to 1e-6 (vbar, K).
+
+    t_end: the slowest mode (`fpsolver spectrum`: -1.03 bistable, -1.31 ring-bump) has
+    decayed below 1e-7. Same mesh as the kinetic run's end (its refinements), so what
+    is left is the time discretisation at a steady state (zero for BDF2) and the transient.
+    """
+    from fpsolver.kinetic import run_kinetic
+    from fpsolver.kinetic.numerics import resolve_numerics
+
+    sc = load_scenario(name, sets + [f"t_end={t_end}", f"record.every={t_end / 2}",
+                                     "record.snapshots=[]"])
+    kin = run_kinetic(sc, comm=MPI.COMM_SELF, progress=False)
+    model = build_model(sc)
+    numerics = resolve_numerics(model)
+    numerics.cells = tuple(kin.info["cells"])
+    st = solve_steady(model, numerics=numerics, comm=MPI.COMM_SELF, refine=False)
+    assert (np.abs(kin.vbar[-1] - st.vbar) / np.maximum(1, np.abs(st.vbar))).max() < 1e-6
+    K_k = np.stack([kin.cov[-1][:, 0, 0], kin.cov[-1][:, 1, 1]], 1)
+    K_s = np.stack([st.cov[:, 0, 0], st.cov[:, 1, 1]], 1)
+    assert (np.abs(K_k - K_s) / K_s).max() < 1e-6
