@@ -40,10 +40,11 @@ __all__ = ["SteadyState", "solve_steady", "FRAME_TOL", "NEWTON_TOL"]
 logger = logging.getLogger(__name__)
 
 NEWTON_TOL = 1e-11   # relative Fokker-Planck residual and |Phi| at convergence
-FRAME_TOL = 1e-8     # |Var(z) - 1| at which the frame is the density's own
+FRAME_TOL = 1e-4     # |Var(z) - 1| at which the frame is the density's own (the mesh scale: a
+                     # 1e-4 change moves the discretisation error by ~1e-4 of itself)
 MAX_NEWTON = 40
 MAX_FRAMES = 8
-_FRAME_START = 1e-6  # FP residual below which the frames are updated
+_FRAME_START = 1e-3  # FP residual below which the frames are updated
 
 
 @dataclass
@@ -89,21 +90,24 @@ class _Sites:
 
     def __init__(self, space: SiteSpace, sites: np.ndarray):
         self.space, self.sites = space, sites
+        self._lu = {}  # local site -> factors (the pattern repeats: refactorisations)
 
-    def linearise(self, q, m, l, vbar, ell):
+    def linearise(self, q, m, l, vbar, ell, extra=None):
         """Residuals, eliminated Newton updates and sensitivities of every local site.
 
         Returns dict of arrays over local sites: ``a`` (updates of (q, m, l) at fixed
         vbar), ``S`` (their derivative in vbar_x), gains and their sensitivities, and the
-        relative residual.
+        relative residual. ``extra``: per site a residual derivative (n + 3,) whose
+        eliminated response -J^{-1} r' is returned as ``X`` (a parameter's derivative).
         """
         from scipy import sparse
-        from scipy.sparse.linalg import splu
+
+        from fpsolver.steady.lu import SparseLU
 
         sp = self.space
         w, c = sp.mass, sp.mean
         out = {"G": [], "dG0": [], "dGdv": [], "a_m": [], "S_m": [], "res": [],
-               "mean_res": [], "a": [], "S": []}
+               "mean_res": [], "a": [], "S": [], "Gp": [], "X": []}
         for j in range(len(self.sites)):
             P = params(vbar[j], m[j], ell[j])
             A = sp.matrix(P)
@@ -113,15 +117,19 @@ class _Sites:
             Dq = np.column_stack([D @ q[j] for D in Dv])
             J = sparse.bmat([[A, sparse.csr_matrix(Bq), sparse.csr_matrix(w[:, None])],
                              [sparse.csr_matrix(w[None, :]), None, None],
-                             [sparse.csr_matrix(c.T), None, None]], format="csc")
+                             [sparse.csr_matrix(c.T), None, None]], format="csr")
             r = np.concatenate([A @ q[j] + l[j] * w, [w @ q[j] - 1.0], c.T @ q[j]])
             scale = abs(A).max() * max(np.abs(q[j]).max(), 1e-300)
             out["res"].append(np.abs(r[:-3]).max() / scale)
             out["mean_res"].append(np.abs(r[-3:]).max())
-            lu = splu(J, permc_spec="MMD_AT_PLUS_A")
-            rhs = np.column_stack([r, np.concatenate([Dq, np.zeros((3, 2))])])
-            sol = -lu.solve(rhs)
-            a, S = sol[:, 0], sol[:, 1:]
+            lu = self._lu[j] = (self._lu[j].refactor(J) if j in self._lu else SparseLU(J))
+            cols = [r[:, None], np.concatenate([Dq, np.zeros((3, 2))])]
+            if extra is not None:
+                cols.append(extra[j][:, None])
+            sol = -lu.solve(np.hstack(cols))
+            a, S = sol[:, 0], sol[:, 1:3]
+            if extra is not None:
+                out["X"].append(sol[:, 3])
             n = sp.n
             g4, gp4 = sp.gains(vbar[j], ell[j])
             G = g4 @ q[j]
@@ -130,6 +138,7 @@ class _Sites:
             for k, ab in enumerate(PAIRS):
                 dGdv[k, "ei".index(ab[1])] += Gp[k]             # the direct dependence
             out["G"].append(G)
+            out["Gp"].append(Gp)
             out["dG0"].append(g4 @ a[:n])
             out["dGdv"].append(dGdv)
             out["a_m"].append(a[n:n + 2])
@@ -325,17 +334,9 @@ def _newton(model, space, comm, mine, vbar, ell, m, q, tol, frame_tol) -> Steady
             raise BalanceError(
                 f"no stationary state found: Newton stopped after {its} iterations with "
                 f"Fokker-Planck residual {res:.2e}, |Phi| {bal:.2e}, free drift "
-                f"{free:.2e} -- fix: start from a kinetic run (`fpsolver steady "
-                "--from-kinetic T`), or check the balanced state with "
-                "`fpsolver stability`")
-        if (res <= _FRAME_START and drift > frame_tol and frames < MAX_FRAMES
-                and not framed):
-            # the density's own scale; q's dofs stay the guess (the problem is linear in q)
-            ell = ell * np.sqrt(var)
-            frames += 1
-            framed = True
-            continue
-        framed = False
+                f"{free:.2e} -- fix: check the balanced state with `fpsolver stability`, "
+                "and run `fpsolver kinetic` to see where the densities go (they may "
+                "oscillate or drift instead of settling)")
         dv = _vbar_step(S, Wc, U, Uf, dGdv, dG0, phi, m, a_m, S_m)
         n = space.n
         for j, s in enumerate(mine):
@@ -345,11 +346,25 @@ def _newton(model, space, comm, mine, vbar, ell, m, q, tol, frame_tol) -> Steady
         m = m + a_m + np.einsum("kac,kc->ka", S_m, dv)
         vbar = vbar + dv
         its += 1
-    stats = _statistics(comm, space, mine, q, ell, S)
+        if (res <= _FRAME_START and drift > frame_tol and frames < MAX_FRAMES
+                and not framed):
+            # the density's own scale, with the Newton step; q's dofs stay the guess (the
+            # problem is linear in q). Not at the next step: its var is of the old frame.
+            ell = ell * np.sqrt(var)
+            frames += 1
+            framed = True
+        else:
+            framed = False
     info = {"newton_iterations": its, "frame_passes": frames, "frame_drift": drift,
             "dofs": int(space.n)}
     residuals = {"fokker_planck": float(res), "balance": float(bal), "free_drift": float(free),
                  "mass_mean": float(mres)}
+    return make_state(comm, space, mine, vbar, m, ell, q, residuals, info)
+
+
+def make_state(comm, space, mine, vbar, m, ell, q, residuals, info) -> SteadyState:
+    """A :class:`SteadyState` with its statistics (collective)."""
+    stats = _statistics(comm, space, mine, q, ell, len(vbar))
     return SteadyState(vbar=vbar, m=m, ell=ell, q=q, space=space, sites=mine,
                        residuals=residuals, info=info, **stats)
 

@@ -67,14 +67,73 @@ class SiteSpace:
         self.moments = C
         self.gaussian = self.dens.q[0].copy()  # N(0, I) projected: a first guess
         self._csr = _csr
+        self._stack = self._term_stack()
+
+    def _term_stack(self):
+        """(indptr, indices, data (terms, nnz)) when A(P) = sum_k s_k(P) a_k on one pattern.
+
+        The polynomial operator's matrices share the space's sparsity pattern, so A(P) and
+        its parameter derivatives are one product of the scalars with the stacked values.
+        None for the generic (UFL) operator.
+        """
+        csr = getattr(self.operator, "csr", None)
+        if csr is None or not hasattr(self.operator, "scalars"):
+            return None
+        first = csr[0]
+        for c in csr:
+            c.sort_indices()
+            if not (np.array_equal(c.indptr, first.indptr)
+                    and np.array_equal(c.indices, first.indices)):
+                return None
+        return first.indptr, first.indices, np.vstack([c.data for c in csr])
+
+    def _combine(self, s: np.ndarray):
+        from scipy import sparse
+
+        indptr, indices, data = self._stack
+        return sparse.csr_matrix((s @ data, indices, indptr), shape=self.M.shape)
+
+    def _scalars(self, P: np.ndarray) -> np.ndarray:
+        return self.operator.scalars(np.asarray(P, float)[None, :])[:, 0]
+
+    def for_model(self, model) -> "SiteSpace":
+        """This space for another model (a parameter moved): mesh and quadratures shared.
+
+        The operator is rebuilt only if F or S differ (its matrices are fixed by their
+        polynomial coefficients); gains, inputs and kernels are read from the model.
+        """
+        import copy
+
+        from fpsolver.kinetic.operator import build_operator
+
+        other = copy.copy(self)
+        other.model = model
+        same = (model.builtin("F", "S") and self.model.builtin("F", "S")
+                and np.array_equal(model.drift_coefficients(), self.model.drift_coefficients())
+                and np.array_equal(model.diffusion_coefficients(),
+                                   self.model.diffusion_coefficients()))
+        if not same:
+            other.operator = build_operator(self.V, model, self.operator.qdeg)
+            other._stack = other._term_stack()
+        return other
 
     # -- the operator -------------------------------------------------------------------
     def matrix(self, P: np.ndarray):
         """A(P) as a scipy CSR matrix (weak form a(q, v) = integral J . grad v)."""
+        if self._stack is not None:
+            return self._combine(self._scalars(P))
         return self._csr(self.operator.matrix(np.asarray(P, float)))
 
     def d_mean_drift(self, P: np.ndarray) -> list:
         """dA/dm_g for g = e, i (A is affine in m = <F>: exact differences)."""
+        if self._stack is not None:
+            s0 = self._scalars(P)
+            out = []
+            for g in range(2):
+                Pg = np.array(P, float)
+                Pg[2 + g] += 1.0
+                out.append(self._combine(self._scalars(Pg) - s0))
+            return out
         A0 = self.matrix(P)
         out = []
         for g in range(2):
@@ -87,20 +146,27 @@ class SiteSpace:
         """dA/dvbar_c for c = e, i by a 4-point central difference."""
         out = []
         h = _H_VBAR * (1.0 + np.abs(P[:2]).max())
+        at_P = self._scalars if self._stack is not None else self.matrix
         for c in range(2):
             def at(k):
                 Pk = np.array(P, float)
                 Pk[c] += k * h
-                return self.matrix(Pk)
-            out.append((8 * (at(1) - at(-1)) - (at(2) - at(-2))) / (12 * h))
+                return at_P(Pk)
+            d = (8 * (at(1) - at(-1)) - (at(2) - at(-2))) / (12 * h)
+            out.append(self._combine(d) if self._stack is not None else d)
         return out
 
     # -- functionals --------------------------------------------------------------------
     def _rule(self, b: int, ell: float):
+        """Abscissae z and the map q -> weights of the axis-b marginal rule (cached)."""
         mr = self.marginals
         points = mr.npts + int(np.ceil(4 * ell * mr.max_width(b)))
-        z, W = mr.rule(b, points)
-        return z, (W @ mr.T[b])  # weights = (W T_b) q
+        key = (b, points)
+        cache = self.__dict__.setdefault("_rules", {})
+        if key not in cache:
+            z, W = mr.rule(b, points)
+            cache[key] = (z, (W @ mr.T[b]).T.tocsr())  # weights = T^T-form: vals -> functional
+        return cache[key]
 
     def gains(self, vbar, ell):
         """Functionals of G_ab(vbar_b + ell_b z_b) and G_ab' for ab in PAIRS.
@@ -115,7 +181,7 @@ class SiteSpace:
             v = vbar[b] + ell[b] * z
             for out, fun in ((g, self.model.G[ab]), (gp, self.model.G_prime[ab])):
                 vals = np.broadcast_to(fun(v, np), v.shape)
-                out[k] = T.T @ vals
+                out[k] = T @ vals
         return g, gp
 
     def drift(self, vbar, ell):

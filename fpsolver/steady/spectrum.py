@@ -25,7 +25,7 @@ k_e + k_i >= 2.
 
 The eigenproblem L v = lambda Mb v (Mb = diag(M, ..., M, I)) is solved by SLEPc's
 Krylov-Schur on the shift-and-invert operator (L - sigma Mb)^{-1} Mb: per site a sparse
-LU of A_x - sigma M (site-local, in parallel over the ranks' sites) and a Woodbury
+LU (MUMPS) of A_x - sigma M (site-local, in parallel over the ranks' sites) and a Woodbury
 correction for the low-rank part (a dense system of 7 sites + free dimension).
 """
 
@@ -89,7 +89,7 @@ class _LinearisedSites:
     """Site-local pieces of the linearised operator for this rank's sites."""
 
     def __init__(self, state, sigma: float, mu: float):
-        from scipy.sparse.linalg import splu
+        from fpsolver.steady.lu import SparseLU
 
         sp = state.space
         self.n = sp.n
@@ -111,7 +111,7 @@ class _LinearisedSites:
             g4, gp4 = sp.gains(state.vbar[s], state.ell[s])
             f, dF = sp.drift(state.vbar[s], state.ell[s])
             self.A.append(A)
-            self.lu.append(splu((A - sigma * sp.M).tocsc(), permc_spec="MMD_AT_PLUS_A"))
+            self.lu.append(SparseLU(A - sigma * sp.M))
             self.cols.append(np.column_stack([Bq, Dq, C]))            # (n, 7)
             self.Psi.append(np.vstack([g4, C.T, f.T]))                # (9, n)
             self.dF.append(np.einsum("ngc,n->gc", dF, q))            # <DF> (2, 2)
