@@ -79,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
                    "0, i.e. the rightmost ones)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    p = sub.add_parser("continue", help="a branch of stationary states as a parameter "
+                       "moves (folds, Hopf points, stability)")
+    _scenario_args(p)
+    p.add_argument("--param", required=True, metavar="KEY",
+                   help="the numeric scenario field to move, e.g. populations.e.input")
+    p.add_argument("--from", dest="p_from", type=float, required=True, metavar="A",
+                   help="start value")
+    p.add_argument("--to", dest="p_to", type=float, required=True, metavar="B",
+                   help="end value")
+    p.add_argument("--count", type=int, default=4,
+                   help="leading eigenvalues computed at every point (default 4)")
+    p.add_argument("--max-points", type=int, default=400, help="points at most (default 400)")
+
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     p = sub.add_parser("show", help="print the resolved scenario as TOML")
     _scenario_args(p, out=False)
@@ -378,6 +391,77 @@ def _spectrum_text(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _cmd_continue(args) -> int:
+    for name, value in (("--from", args.p_from), ("--to", args.p_to)):
+        if not math.isfinite(value):
+            raise FpsolverError(f"{name} must be finite, got {value} -- fix: give a number")
+    if args.p_from == args.p_to:
+        raise FpsolverError("--from and --to must differ -- fix: give the range to follow")
+    if args.count < 1 or args.max_points < 2:
+        raise FpsolverError("--count must be >= 1 and --max-points >= 2 -- fix: e.g. "
+                            "--count 4 --max-points 400")
+    value = _field(load_scenario(args.scenario, args.overrides), args.param)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FpsolverError(f"--param {args.param}: not a numeric scenario field -- fix: "
+                            "name a number, e.g. populations.e.input")
+    scenario = load_scenario(args.scenario, args.overrides + [f"{args.param}={args.p_from!r}"])
+
+    def run(comm):
+        from fpsolver.runtime.parallel import run_shared
+        from fpsolver.steady.run import run_continuation
+
+        folder = _folder(args) if comm.rank == 0 else None
+        try:
+            run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
+            run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
+                                                                   "continue"))
+            branch, dataset = run_continuation(
+                args.scenario, args.overrides, args.param, args.p_from, args.p_to,
+                comm=comm, count=args.count, max_points=args.max_points,
+                run_id=folder.run_id if args.out is not None and folder else None)
+            if comm.rank == 0:
+                stable = branch.stable()
+                print(f"{scenario.name}: {len(branch.p)} points, {args.param} from "
+                      f"{min(branch.p):.6g} to {max(branch.p):.6g}; {int(stable.sum())} "
+                      f"stable, {int((~stable).sum())} unstable; "
+                      f"{branch.info['wall_time']:.1f} s")
+                for sp in branch.special:
+                    freq = (f", frequency {sp['frequency']:.6g}"
+                            if sp["frequency"] is not None else "")
+                    print(f"  {sp['kind']} at {args.param} = {sp['p']:.10g}{freq}")
+                if "stopped" in branch.info:
+                    print(f"  stopped early: {branch.info['stopped']}")
+                if args.out is not None:
+                    _write_branch(args, scenario, folder, dataset)
+        finally:
+            if folder is not None:
+                folder.__exit__(None, None, None)
+        return 0
+    return _on_all_ranks(run)
+
+
+def _field(scenario, key: str):
+    obj = scenario
+    for part in key.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _write_branch(args, scenario, folder, dataset) -> None:
+    from fpsolver.output import NETCDF_ENGINE, atomic_write
+    from fpsolver.rundir import deferred_signals, write_manifest
+    from fpsolver.steady.branch_io import BRANCH_FILE
+
+    toml = f"# fpsolver run {folder.run_id} (complete)\n" + to_toml(scenario)
+    with deferred_signals():
+        atomic_write(args.out / BRANCH_FILE,
+                     lambda p: dataset.to_netcdf(p, engine=NETCDF_ENGINE))
+        atomic_write(args.out / "scenario.toml", lambda p: p.write_text(toml))
+        write_manifest(args.out, folder.run_id, [BRANCH_FILE, "scenario.toml"],
+                       command=" ".join(sys.argv[1:]))
+    print(f"wrote {args.out / BRANCH_FILE}")
+
+
 def _write_report(args, scenario, folder, name: str, report: dict) -> None:
     """A JSON report, the scenario and the manifest into ``--out`` (signals held)."""
     from fpsolver.output import atomic_write
@@ -408,6 +492,13 @@ def _cmd_plot(args) -> int:
     from fpsolver.plotting import plot_run
     from fpsolver.rundir import verify_run_folder
 
+    if (args.out_dir / "branch.nc").is_file():  # a continuation: the bifurcation diagram
+        from fpsolver.plotting import plot_branch
+
+        verify_run_folder(args.out_dir)
+        for path in plot_branch(args.out_dir):
+            print(f"wrote {path}")
+        return 0
     for d in [args.out_dir, *args.compare]:
         if not (d / "observables.nc").is_file():
             print(f"fpsolver: error: {d} has no observables.nc -- fix: give the --out "
@@ -429,7 +520,7 @@ def _cmd_demo(args) -> int:
 
 _COMMANDS = {"particles": _cmd_particles, "gaussian": _cmd_gaussian,
              "stability": _cmd_stability, "kinetic": _cmd_kinetic,
-             "steady": _cmd_steady, "spectrum": _cmd_spectrum,
+             "steady": _cmd_steady, "spectrum": _cmd_spectrum, "continue": _cmd_continue,
              "scenarios": _cmd_scenarios, "show": _cmd_show, "plot": _cmd_plot,
              "demo": _cmd_demo}
 

@@ -9,6 +9,9 @@ several runs overlay directly (e.g. particles vs Gaussian vs kinetic):
 - ``moments.png``: skewness and excess kurtosis of the fluctuations, when recorded;
 - ``marginals.png``: marginal densities p(y_a) at the snapshot times (kinetic solver),
   histograms of the particle fluctuations, and the Gaussian with the same variance;
+- ``bifurcation.png`` (a ``fpsolver continue`` folder): the site-averaged stationary
+  vbar_e against the parameter, stable solid, unstable dashed, folds and Hopf points
+  marked; below it the leading slow eigenvalue's real part;
 - ``spectrum_mode1.png``: power spectrum of the ring's Fourier mode 1 (particles on a
   ring), with the predicted fast frequency sqrt(n) w of the stability analysis.
 
@@ -29,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from fpsolver.output import read_observables  # noqa: E402
 
-__all__ = ["plot_run", "load_runs", "Run", "site_average", "mode1_spectrum",
+__all__ = ["plot_run", "plot_branch", "load_runs", "Run", "site_average", "mode1_spectrum",
            "marginal_grid", "particle_fluctuations", "snapshot_times", "TIME_LABEL"]
 
 logger = logging.getLogger(__name__)
@@ -351,4 +354,49 @@ def plot_run(out_dir: str | Path, compare=(), fig_dir: str | Path | None = None)
     _plot_moments(runs, fig_dir / "moments.png", paths)
     _plot_marginals(runs, fig_dir / "marginals.png", paths)
     _plot_spectrum(runs, fig_dir / "spectrum_mode1.png", paths)
+    return paths
+
+
+_SPECIAL = {"fold": ("o", "fold"), "hopf": ("*", "Hopf"), "fast-fold": ("s", "fast fold"),
+            "fast-hopf": ("D", "fast Hopf"), "slow-real-crossing": ("^", "real crossing")}
+
+
+def plot_branch(out_dir: str | Path, fig_dir: str | Path | None = None) -> list[Path]:
+    """The bifurcation diagram of a continuation folder (``branch.nc``)."""
+    from fpsolver.steady.branch_io import read_branch
+
+    ds = read_branch(out_dir)
+    fig_dir = Path(fig_dir) if fig_dir is not None else Path(out_dir) / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    p = ds["p"].values
+    v = ds["vbar"].values[:, :, 0].mean(axis=1)
+    stable = ds["stable"].values.astype(bool)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 7), sharex=True,
+                                  gridspec_kw={"height_ratios": [2, 1]})
+    start = 0
+    for k in range(1, len(p) + 1):  # runs of equal stability: solid or dashed
+        if k == len(p) or stable[k] != stable[start]:
+            seg = slice(start, min(k + 1, len(p)))
+            ax.plot(p[seg], v[seg], "k-" if stable[start] else "k--", lw=1.6)
+            start = k
+    for kind, pk, vk in zip(ds["special_kind"].values, ds["special_p"].values,
+                            ds["special_vbar"].values):
+        marker, label = _SPECIAL.get(str(kind), ("x", str(kind)))
+        ax.plot(pk, vk[:, 0].mean(), marker, ms=9, label=label)
+    ax.set_ylabel("stationary vbar_e (site average)")
+    handles, labels = ax.get_legend_handles_labels()
+    seen = dict(zip(labels, handles))
+    if seen:
+        ax.legend(seen.values(), seen.keys())
+    lead = np.nanmax(ds["slow_re"].values, axis=1)
+    ax2.plot(p, lead, "C0-", label="slow: Re of the leading eigenvalue")
+    ax2.plot(p, ds["fast_max_re"].values, "C3--", label="fast: largest Re of the balance "
+             "Jacobian")
+    ax2.axhline(0, color="0.5", lw=0.8)
+    ax2.set_xlabel(str(ds.attrs.get("parameter", "parameter")))
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"{ds.attrs.get('scenario_name', '')}: branch of stationary states "
+                 "(solid stable, dashed unstable)")
+    paths: list[Path] = []
+    _save(fig, fig_dir / "bifurcation.png", paths)
     return paths

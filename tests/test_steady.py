@@ -150,3 +150,99 @@ def test_steady_equals_a_long_kinetic_run(name, t_end, sets):
     K_k = np.stack([kin.cov[-1][:, 0, 0], kin.cov[-1][:, 1, 1]], 1)
     K_s = np.stack([st.cov[:, 0, 0], st.cov[:, 1, 1]], 1)
     assert (np.abs(K_k - K_s) / K_s).max() < 1e-6
+
+
+def _s_curve_model(p: float):
+    """`tanh` with linear gains and G_ee = 3 tanh (a user gain), A_e = p.
+
+    Linear F and additive noise: the densities are N(0, K), K = 1/2, whatever p, and the
+    balance reduces to p = v - 3 T(v) with T(v) = E tanh(v + y_e), v_i = v_e: an S-shaped
+    branch with folds where 3 T'(v) = 1.
+    """
+    G = {"ee": (lambda z, xp=np: 3.0 * xp.tanh(z),
+                lambda z, xp=np: 3.0 * (1.0 - xp.tanh(z) ** 2))}
+    sc = load_scenario("tanh", ["gains.family=linear", "gains.ee=0.0", "gains.ei=1.0",
+                                "gains.ie=1.0", "gains.ii=1.0", f"populations.e.input={p}"])
+    return build_model(sc, G=G)
+
+
+def _s_curve_fold() -> float:
+    """The fold's parameter from the Gaussian balance (Gauss-Hermite, 1-d root)."""
+    from scipy.optimize import brentq
+
+    x, w = np.polynomial.hermite_e.hermegauss(120)
+    w = w / w.sum()
+    y = np.sqrt(0.5) * x
+
+    def dT(v):
+        return (w * (1 - np.tanh(v + y) ** 2)).sum()
+
+    v = brentq(lambda v: 3 * dT(v) - 1.0, -5.0, 0.0)
+    return float(v - 3 * (w * np.tanh(v + y)).sum())
+
+
+def test_continuation_locates_the_fold_of_an_s_curve():
+    """From the middle branch at p = 0 towards 1.2: the fold at p* = 0.96515 (1e-6).
+
+    p* from the Gaussian balance (exact for this model up to the P2 quadrature of <G>,
+    measured 1e-9); the middle branch is unstable on the fast time scale (balance lost),
+    the lower branch stable, the slow spectrum Ornstein-Uhlenbeck (leading -2) on both.
+    """
+    from fpsolver.steady.continuation import continue_branch
+
+    branch = continue_branch(_s_curve_model, 0.0, 1.2, comm=MPI.COMM_SELF, count=2,
+                             ds_max=0.3, max_points=60)
+    folds = [s for s in branch.special if s["kind"] == "fold"]
+    assert len(folds) == 1
+    assert folds[0]["p"] == pytest.approx(_s_curve_fold(), abs=1e-6)
+    stable = branch.stable()
+    assert not stable[0] and stable[-1]           # middle branch, then the lower one
+    assert min(branch.p) < 0.0 < 0.96 < max(branch.p) < 0.9652
+    assert np.allclose([s.real.max() for s in branch.slow], -2.0, atol=1e-5)
+
+
+def test_cli_continue_writes_and_plots_a_branch(tmp_path, capsys):
+    out = tmp_path / "branch"
+    assert main(["continue", "tanh", "--param", "populations.e.input", "--from", "0.1",
+                 "--to", "0.2", "--count", "2", "--out", str(out)]) == 0
+    verify_run_folder(out)
+    from fpsolver.steady.branch_io import read_branch
+    ds = read_branch(out)
+    assert ds["p"].values[0] == pytest.approx(0.1)
+    assert ds["p"].values.max() >= 0.2
+    assert ds["stable"].values.all()
+    assert main(["plot", str(out)]) == 0
+    assert (out / "figures" / "bifurcation.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--param", "name", "--from", "0", "--to", "1"], "--param"),
+    (["--param", "populations.e.input", "--from", "1", "--to", "1"], "--from"),
+    (["--param", "populations.e.input", "--from", "nan", "--to", "1"], "--from")])
+def test_cli_continue_refuses_bad_arguments(args, field, capsys):
+    assert main(["continue", "tanh", *args]) == 2
+    assert field in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_continuation_locates_the_fast_hopf_point_of_ring_oscillation():
+    """`ring-oscillation` in C_ee: the fast mode-1 pair crosses at C_ee = 1, frequency 1.
+
+    MODEL §4 with linear gains: mode 1 of DPhi is [[C_ee, -2], [1, -1]] (c_ab[1] / 2
+    times C_ab), trace C_ee - 1, determinant 2 - C_ee: eigenvalues +-i at C_ee = 1. The
+    slow spectrum stays attracting (linear F, tau = 0.5: OU rates and the free part of
+    vbar relaxing at -1/tau = -2).
+    """
+    from fpsolver.steady.run import run_continuation
+
+    branch, ds = run_continuation("ring-oscillation", ["space.sites=8", "n=800"],
+                                  "gains.ee", 0.8, 1.2, comm=MPI.COMM_SELF, count=2)
+    hopf = [s for s in branch.special if s["kind"] == "fast-hopf"]
+    assert len(hopf) == 1 and len(branch.special) == 1
+    assert hopf[0]["p"] == pytest.approx(1.0, abs=1e-6)
+    assert hopf[0]["frequency"] == pytest.approx(1.0, abs=1e-5)
+    stable = branch.stable()
+    p = np.array(branch.p)
+    assert stable[p < 0.999].all() and not stable[p > 1.001].any()
+    assert np.allclose([s.real.max() for s in branch.slow], -2.0, atol=1e-6)
+    assert list(ds["special_kind"].values) == ["fast-hopf"]

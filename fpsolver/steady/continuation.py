@@ -20,7 +20,8 @@ open left half-plane. Special points, located by bisection in the arclength to
 - ``fold`` (saddle-node): the tangent's p-component changes sign;
 - ``hopf``: a complex pair of the slow spectrum crosses the imaginary axis;
 - ``fast-fold`` / ``fast-hopf``: a real / complex fast eigenvalue crosses it (the balance
-  itself is lost, on the sqrt(n) time scale).
+  itself is lost, on the sqrt(n) time scale; a fast Hopf's frequency w is in units of
+  the fast time, i.e. sqrt(n) w per unit time).
 """
 
 from __future__ import annotations
@@ -245,8 +246,10 @@ def _crossings(a: _Point, b: _Point) -> list[str]:
                     out.append("hopf")
                 elif "fold" not in out:
                     out.append("slow-real-crossing")
-            else:
-                out.append("fast-hopf" if complex_ else "fast-fold")
+            elif not (complex_ or "fold" in out):   # a fold is where the balance turns
+                out.append("fast-fold")
+            elif complex_:
+                out.append("fast-hopf")
     return out
 
 
@@ -261,7 +264,7 @@ def _indicator(kind: str, pt: _Point) -> float:
 
 def continue_branch(model_at: Callable, p_from: float, p_to: float, *, comm=None,
                     numerics=None, count: int = 4, ds: float | None = None,
-                    max_points: int = 400, tol: float = NEWTON_TOL,
+                    max_points: int = 400, ds_max: float = 0.1, tol: float = NEWTON_TOL,
                     locate_tol: float = 1e-8, progress: Callable | None = None) -> Branch:
     """Continue the stationary state of ``model_at(p)`` from ``p_from`` towards ``p_to``.
 
@@ -274,8 +277,9 @@ def continue_branch(model_at: Callable, p_from: float, p_to: float, *, comm=None
         numerics: kinetic numerics of the mesh (default: the start model's, with the
             spectrum's box for ``count`` eigenvalues).
         count: leading slow eigenvalues computed at every point.
-        ds: first arclength step (default 2% of the range).
+        ds: first arclength step (default 0.02; arclength in (vbar, p / range)).
         max_points: points at most.
+        ds_max: largest arclength step.
         tol: Newton tolerance of every point.
         locate_tol: special points are located to this (relative to the range) in p.
         progress: ``callable(point_index, p)`` after each point.
@@ -302,7 +306,7 @@ def continue_branch(model_at: Callable, p_from: float, p_to: float, *, comm=None
     branch = Branch()
     _append(branch, pt)
     ds = ds or 0.02
-    ds_min, ds_max = 1e-6, 0.1
+    ds_min = 1e-6
     points = [pt]
     while len(points) < max_points:
         base = points[-1]
@@ -365,7 +369,8 @@ def _locate(cont, a: _Point, b: _Point, ds: float, kind: str, tol: float, span) 
             break
     if best.slow is None:
         best.slow = cont._slow(cont.model_at(best.p), best.state)
-    lead = best.slow[np.argmax(best.slow.real)] if kind == "hopf" else None
+    values = {"hopf": best.slow, "fast-hopf": best.fast}.get(kind)
+    lead = values[np.argmax(values.real)] if values is not None else None
     return {"kind": kind, "p": float(best.p), "vbar": best.vbar.tolist(),
             "frequency": float(abs(lead.imag)) if lead is not None else None,
             "bracket": float((hi_s - lo_s) * span)}

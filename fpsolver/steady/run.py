@@ -18,7 +18,8 @@ import numpy as np
 from fpsolver.model import build_model
 from fpsolver.output import RunResult
 
-__all__ = ["run_steady", "run_spectrum", "steady_result", "spectrum_half_width"]
+__all__ = ["run_steady", "run_spectrum", "run_continuation", "steady_result",
+           "spectrum_half_width"]
 
 
 def spectrum_half_width(count: int) -> float:
@@ -115,3 +116,28 @@ def run_spectrum(scenario, *, comm=None, count: int = 10, target: float | None =
                  "degree": state.info["degree"]},
     }
     return model, state, spec, report
+
+
+def run_continuation(scenario_arg, overrides: list, key: str, p_from: float, p_to: float,
+                     *, comm=None, count: int = 4, max_points: int = 400,
+                     run_id: str | None = None):
+    """Continue the stationary state of a scenario in the field ``key``.
+
+    Returns (branch, dataset): the :class:`~fpsolver.steady.continuation.Branch` and its
+    ``branch.nc`` dataset (:mod:`fpsolver.steady.branch_io`).
+    """
+    from fpsolver.rundir import new_run_id
+    from fpsolver.scenario import load_scenario
+    from fpsolver.steady.branch_io import branch_dataset
+    from fpsolver.steady.continuation import continue_branch
+
+    def model_at(p: float):
+        setting = f"{key}={float(p)!r}"
+        return build_model(load_scenario(scenario_arg, list(overrides) + [setting]))
+
+    branch = continue_branch(model_at, p_from, p_to, comm=comm, count=count,
+                             max_points=max_points)
+    scenario = load_scenario(scenario_arg, list(overrides) + [f"{key}={p_from!r}"])
+    dataset = branch_dataset(branch, key, scenario,
+                             {"run_id": run_id or new_run_id(), "status": "complete"})
+    return branch, dataset
