@@ -128,6 +128,22 @@ def _bistable_row(data: dict | None) -> list[str]:
             f"{num(t['ratio'], 2)}× (modelled)"]
 
 
+def _steady_row(data: dict | None) -> list[str]:
+    label = "stationary state, `bistable` / `ring-bump` (64 sites)"
+    fig = (data or {}).get("figures", {})
+    runs = [fig.get(k) for k in ("bistable", "ring-bump")]
+    if not all(runs):
+        return [label, NOT_MEASURED, "", ""]
+    return [label, " / ".join(f"{num(r['steady_seconds'], 2)} s" for r in runs)
+            + " (`fpsolver steady`)",
+            "kinetic run to T = " + " / ".join(f"{r['t_end']:g}" for r in runs) + ": "
+            + " / ".join(f"{num(r['kinetic_seconds'])} s" for r in runs)
+            + " (max difference vbar " + " / ".join(f"{r['max_vbar_difference']:.0e}"
+                                                     for r in runs)
+            + ", K " + " / ".join(f"{r['max_K_difference']:.0e}" for r in runs) + ")",
+            " / ".join(f"{num(r['speedup'], 2)}×" for r in runs)]
+
+
 def _provenance(parts: list[tuple[str, dict | None]]) -> str:
     lines = []
     for name, data in parts:
@@ -172,13 +188,15 @@ def _roofline(part: dict | None) -> str:
 
 def generate() -> str:
     """The README block (between the markers, markers excluded)."""
-    part, kin = _read("particles"), _read("kinetic")
+    part, kin, steady = _read("particles"), _read("kinetic"), _read("steady")
     rows = [["benchmark", "fpsolver", "peer", "ratio"], ["---"] * 4,
-            _particles_row(part), _ring_row(kin), _ou_row(kin), _bistable_row(kin)]
+            _particles_row(part), _ring_row(kin), _ou_row(kin), _bistable_row(kin),
+            _steady_row(steady)]
     table = "\n".join("| " + " | ".join(r) + " |" for r in rows)
     table = re.sub(r"\|[ ]+(?=\|)", "| ", table.replace("| --- | --- | --- | --- |",
                                                       "|---|---|---|---|"))
-    paras = [_provenance([("particles", part), ("kinetic", kin)]), _looser(kin),
+    paras = [_provenance([("particles", part), ("kinetic", kin), ("steady", steady)]),
+             _looser(kin),
              _roofline(part)]
     return "\n\n".join([table] + [textwrap.fill(p, 90, break_on_hyphens=False)
                                   for p in paras if p])

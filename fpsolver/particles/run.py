@@ -56,7 +56,8 @@ def _bar(progress: bool | None, total: int):
 
 def run_particles(scenario: Scenario, *, model: Model | None = None,
                   progress: bool | None = None, backend: str = "auto",
-                  implicit: bool = True, threads: int | None = None) -> RunResult:
+                  implicit: bool = True, threads: int | None = None,
+                  initial_state: np.ndarray | None = None) -> RunResult:
     """Simulate the finite network of ``scenario`` and record its observables.
 
     Args:
@@ -72,6 +73,8 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
             Euler-Maruyama (for comparison; needs dt sqrt(n) |eig(DPhi)| < ~1).
         threads: numba threads for the time loop (default: numba's current count; one
             thread below 65536 pairs); results do not depend on it.
+        initial_state: v of every pair at t = 0, shape (n, 2), in the layout's order
+            (mean field: any order); default the balanced means plus N(0, K0) draws.
 
     Returns:
         A :class:`~fpsolver.output.RunResult` (``kind="particles"``): ``vbar``/``cov`` per
@@ -123,6 +126,12 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
     noise = NormalStream(n, sc.seed, block_size(n, lowrank.rank))
     K0 = np.array(sc.initial.cov)
     v0 = initial_means(model, layout, sc) + noise.draw() @ np.linalg.cholesky(K0).T
+    if initial_state is not None:
+        initial_state = np.asarray(initial_state, dtype=float)
+        if initial_state.shape != (n, 2) or not np.isfinite(initial_state).all():
+            raise ValueError(f"initial_state must be a finite array of shape ({n}, 2), got "
+                             f"shape {initial_state.shape}")
+        v0 = initial_state.copy()
     Stepper = NumbaStepper if use_numba else NumpyStepper
     stepper = Stepper(model, layout, lowrank, noise, v0, dt, implicit)
 
