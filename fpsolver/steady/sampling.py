@@ -46,7 +46,7 @@ def evaluate_on_grid(space, values: np.ndarray, grid: int):
 def sample_fluctuations(space, q: np.ndarray, ell: np.ndarray, n: int, rng, *,
                         perturbation: np.ndarray | None = None, eps: float = 0.0,
                         grid: int = 1000) -> np.ndarray:
-    """n draws of y = ell z from q + eps * perturbation (dofs in the site's frame).
+    """Draw n fluctuations y = ell z from q + eps * perturbation (dofs in the site frame).
 
     Returns (n, 2) fluctuations, recentred to mean 0 exactly (the kinetic limit's mean).
     """
