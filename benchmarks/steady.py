@@ -7,7 +7,10 @@ slowest mode (the leading eigenvalue of ``fpsolver spectrum``: -1.03 and -1.31) 
 decayed below 1e-7; the stationary solve then uses the kinetic run's final mesh (its
 Peclet refinements), so the two differ by the time discretisation and the remaining
 transient only. Printed and stored: wall times (setup included), their ratio, and the
-largest differences of vbar (relative to max(1, |vbar|)) and K (relative) over sites.
+largest differences of vbar (relative to max(1, |vbar|)) and K (relative) over sites,
+with the kinetic run's own error estimate and its largest drift of the mean of y (0 in
+the limit and in the stationary solve: a vbar difference of that size is the kinetic
+run's error).
 ``--quick``: ``tanh`` to T = 8 (a smoke run, written to a temporary file).
 """
 
@@ -55,7 +58,9 @@ def compare(name: str, t_end: float) -> dict:
            "steady_seconds": round(t_st, 2), "speedup": round(t_kin / t_st, 1),
            "newton_iterations": st.info["newton_iterations"],
            "max_vbar_difference": dv, "max_K_difference": dK,
-           "kinetic_error_estimate": kin.info["error_estimate"]["K"]}
+           "kinetic_error_estimate": kin.info["error_estimate"]["K"],
+           "kinetic_error_estimate_vbar": kin.info["error_estimate"]["vbar"],
+           "kinetic_max_mean_drift": kin.info["max_mean_drift"]}
     print(f"{name}: kinetic to T = {t_end:g} {t_kin:.1f} s ({out['kinetic_steps']} steps), "
           f"steady {t_st:.1f} s ({out['newton_iterations']} Newton iterations): "
           f"{out['speedup']}x; max |dvbar| {dv:.1e}, max |dK|/K {dK:.1e}", flush=True)

@@ -78,12 +78,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="shift: the eigenvalues nearest it are found (default just right of "
                    "0, i.e. the rightmost ones)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--vectors", action="store_true", help="also write the eigenfunctions "
+                   "(OUT/eigenfunctions.nc: density and mean perturbations per site)")
 
     p = sub.add_parser("continue", help="a branch of stationary states as a parameter "
                        "moves (folds, Hopf points, stability)")
     _scenario_args(p)
     p.add_argument("--param", required=True, metavar="KEY",
-                   help="the numeric scenario field to move, e.g. populations.e.input")
+                   help="the numeric scenario field to move, e.g. populations.e.tau or "
+                   "gains.ee")
     p.add_argument("--from", dest="p_from", type=float, required=True, metavar="A",
                    help="start value")
     p.add_argument("--to", dest="p_to", type=float, required=True, metavar="B",
@@ -367,12 +370,19 @@ def _cmd_spectrum(args) -> int:
             run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
             run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
                                                                    "spectrum"))
-            _, _, _, report = run_spectrum(scenario, comm=comm, count=args.count,
-                                           target=args.target)
+            model, state, spec, report = run_spectrum(
+                scenario, comm=comm, count=args.count, target=args.target,
+                vectors=args.vectors and args.out is not None)
+            vectors = None
+            if args.vectors and args.out is not None:
+                from fpsolver.steady.run import eigenfunction_dataset
+                vectors = eigenfunction_dataset(model, state, spec, comm, {
+                    "run_id": folder.run_id if folder else "", "status": "complete"})
             if comm.rank == 0:
                 print(json.dumps(report, indent=1) if args.json else _spectrum_text(report))
                 if args.out is not None:
-                    _write_report(args, scenario, folder, "spectrum.json", report)
+                    _write_report(args, scenario, folder, "spectrum.json", report,
+                                  vectors=vectors)
         finally:
             if folder is not None:
                 folder.__exit__(None, None, None)
@@ -403,7 +413,7 @@ def _cmd_continue(args) -> int:
     value = _field(load_scenario(args.scenario, args.overrides), args.param)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FpsolverError(f"--param {args.param}: not a numeric scenario field -- fix: "
-                            "name a number, e.g. populations.e.input")
+                            "name a number, e.g. populations.e.tau or gains.ee")
     scenario = load_scenario(args.scenario, args.overrides + [f"{args.param}={args.p_from!r}"])
 
     def run(comm):
@@ -462,18 +472,25 @@ def _write_branch(args, scenario, folder, dataset) -> None:
     print(f"wrote {args.out / BRANCH_FILE}")
 
 
-def _write_report(args, scenario, folder, name: str, report: dict) -> None:
-    """A JSON report, the scenario and the manifest into ``--out`` (signals held)."""
-    from fpsolver.output import atomic_write
+def _write_report(args, scenario, folder, name: str, report: dict, vectors=None) -> None:
+    """A JSON report, the scenario and the manifest into ``--out`` (signals held).
+
+    ``vectors``: an eigenfunction Dataset, written as ``eigenfunctions.nc``.
+    """
+    from fpsolver.output import NETCDF_ENGINE, atomic_write
     from fpsolver.rundir import deferred_signals, write_manifest
 
     body = {**report, "run_id": folder.run_id, "status": "complete"}
     toml = f"# fpsolver run {folder.run_id} (complete)\n" + to_toml(scenario)
+    files = [name, "scenario.toml"]
     with deferred_signals():
         atomic_write(args.out / name, lambda p: p.write_text(json.dumps(body, indent=1)))
         atomic_write(args.out / "scenario.toml", lambda p: p.write_text(toml))
-        write_manifest(args.out, folder.run_id, [name, "scenario.toml"],
-                       command=" ".join(sys.argv[1:]))
+        if vectors is not None:
+            atomic_write(args.out / "eigenfunctions.nc",
+                         lambda p: vectors.to_netcdf(p, engine=NETCDF_ENGINE))
+            files.append("eigenfunctions.nc")
+        write_manifest(args.out, folder.run_id, files, command=" ".join(sys.argv[1:]))
     print(f"wrote {args.out / name}")
 
 

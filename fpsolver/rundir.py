@@ -35,7 +35,7 @@ MANIFEST = "manifest.json"
 LOCK = ".fpsolver.lock"
 # everything a run may leave in its folder (removed together by --overwrite)
 RUN_FILES = (MANIFEST, "summary.json", "observables.nc", "scenario.toml", "stability.json",
-             "spectrum.json", "branch.nc",
+             "spectrum.json", "eigenfunctions.nc", "branch.nc",
              "snapshots", "checkpoint", "figures")
 
 

@@ -105,8 +105,8 @@ class _Continuation:
             P = params(vbar[s], m[s], ell[s])
             dA = (sp_p.matrix(P) - sp_m.matrix(P)) @ q[int(s)] / (2 * self.h)
             extra.append(np.concatenate([dA, np.zeros(3)]))
-            gp_, _ = sp_p.gains(vbar[s], ell[s])
-            gm_, _ = sp_m.gains(vbar[s], ell[s])
+            gp_, _ = sp_p.gain_functionals(vbar[s], ell[s])
+            gm_, _ = sp_m.gain_functionals(vbar[s], ell[s])
             dG_direct.append((gp_ - gm_) @ q[int(s)] / (2 * self.h))
         lin = _Sites(sp, mine).linearise([q[int(s)] for s in mine], m[mine],
                                          [l_mult[int(s)] for s in mine], vbar[mine],
@@ -117,7 +117,8 @@ class _Continuation:
         dG0 = _gather(comm, mine, lin["dG0"], (4,), S)
         dGdv = _gather(comm, mine, lin["dGdv"], (4, 2), S)
         # the parameter's effect on <G>: direct and through the densities
-        g4_T = [sp.gains(vbar[s], ell[s])[0] @ lin["X"][j][:n] for j, s in enumerate(mine)]
+        g4_T = [sp.gain_functionals(vbar[s], ell[s])[0] @ lin["X"][j][:n]
+                for j, s in enumerate(mine)]
         dGdp = (_gather(comm, mine, dG_direct, (4,), S) + _gather(comm, mine, g4_T, (4,), S))
         a_m = _gather(comm, mine, lin["a_m"], (2,), S)
         S_m = _gather(comm, mine, lin["S_m"], (2, 2), S)

@@ -131,7 +131,7 @@ class _Sites:
             if extra is not None:
                 out["X"].append(sol[:, 3])
             n = sp.n
-            g4, gp4 = sp.gains(vbar[j], ell[j])
+            g4, gp4 = sp.gain_functionals(vbar[j], ell[j])
             G = g4 @ q[j]
             Gp = gp4 @ q[j]
             dGdv = g4 @ S[:n]                                  # (4, 2): via the density

@@ -19,7 +19,7 @@ from fpsolver.model import build_model
 from fpsolver.output import RunResult
 
 __all__ = ["run_steady", "run_spectrum", "run_continuation", "steady_result",
-           "spectrum_half_width"]
+           "spectrum_half_width", "eigenfunction_dataset"]
 
 
 def spectrum_half_width(count: int) -> float:
@@ -141,3 +141,40 @@ def run_continuation(scenario_arg, overrides: list, key: str, p_from: float, p_t
     dataset = branch_dataset(branch, key, scenario,
                              {"run_id": run_id or new_run_id(), "status": "complete"})
     return branch, dataset
+
+
+def eigenfunction_dataset(model, state, spec, comm, run_attrs: dict):
+    """The eigenfunctions of a spectrum (computed with ``vectors=True``) as a Dataset.
+
+    ``density_re/density_im(eigenvalue, site, dof)``: the density perturbation in y at the
+    dofs (y = ell z, ``dof_z`` and ``ell`` as in ``observables.nc`` of ``steady``), with
+    ``dvbar_re/dvbar_im(eigenvalue, site, population)`` the mean perturbation that goes
+    with it, and the eigenvalues. Collective; every rank gets the whole set.
+    """
+    import xarray as xr
+
+    from fpsolver.steady.newton import _gather
+
+    S, n = model.n_sites, state.space.n
+    k = len(spec.eigenvalues)
+    parts = {}
+    for name, take in (("re", np.real), ("im", np.imag)):
+        rows = [take(spec.vectors[int(s)]) / np.prod(state.ell[s]) for s in state.sites]
+        full = _gather(comm, state.sites, rows, (k, n), S)          # (site, k, dof)
+        parts[name] = full.transpose(1, 0, 2)
+    data = {
+        "eigenvalue_re": (("eigenvalue",), spec.eigenvalues.real),
+        "eigenvalue_im": (("eigenvalue",), spec.eigenvalues.imag),
+        "density_re": (("eigenvalue", "site", "dof"), parts["re"]),
+        "density_im": (("eigenvalue", "site", "dof"), parts["im"]),
+        "dvbar_re": (("eigenvalue", "site", "population"), spec.dvbar.real),
+        "dvbar_im": (("eigenvalue", "site", "population"), spec.dvbar.imag),
+        "ell": (("site", "population"), state.ell),
+        "dof_z": (("dof", "axis"), state.space.V.tabulate_dof_coordinates()[:, :2]),
+        "stationary_density": (("site", "dof"), _gather(
+            comm, state.sites, [state.q[int(s)] / np.prod(state.ell[s]) for s in state.sites],
+            (n,), S)),
+    }
+    return xr.Dataset(data, coords={"population": ["e", "i"]},
+                      attrs={"scenario_name": model.scenario.name, "solver": "spectrum",
+                             **run_attrs})

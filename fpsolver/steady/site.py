@@ -168,7 +168,7 @@ class SiteSpace:
             cache[key] = (z, (W @ mr.T[b]).T.tocsr())  # weights = T^T-form: vals -> functional
         return cache[key]
 
-    def gains(self, vbar, ell):
+    def gain_functionals(self, vbar, ell):
         """Functionals of G_ab(vbar_b + ell_b z_b) and G_ab' for ab in PAIRS.
 
         Returns (g, gp), each (4, n): <G_ab> = g[k] . q for k = PAIRS.index(ab).

@@ -108,7 +108,7 @@ class _LinearisedSites:
             A = sp.matrix(P)
             Bq = np.column_stack([B @ q for B in sp.d_mean_drift(P)])
             Dq = np.column_stack([D @ q for D in sp.d_vbar(P)])
-            g4, gp4 = sp.gains(state.vbar[s], state.ell[s])
+            g4, gp4 = sp.gain_functionals(state.vbar[s], state.ell[s])
             f, dF = sp.drift(state.vbar[s], state.ell[s])
             self.A.append(A)
             self.lu.append(SparseLU(A - sigma * sp.M))
@@ -319,7 +319,7 @@ def compute_spectrum(model, state, *, count: int = 10, target: float | None = No
     vec_out = None
     if vectors:
         n = op.loc.n
-        vec_out = {int(s): np.array([vecs[i][j * n:(j + 1) * n] for i in order])
+        vec_out = {int(s): np.array([vecs[i][j * n:(j + 1) * n] for i in order[:count]])
                    for j, s in enumerate(op.sites)}
         dvbars = np.array(dvbars)[order]
     eps.destroy()
