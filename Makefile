@@ -34,10 +34,11 @@ test-slow: install
 test-mpi: install
 	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -m mpi -q -p no:cacheprovider
 
-# BENCH_ARGS=--quick: a smoke run of both benchmarks (what .ci/run does)
+# BENCH_ARGS=--quick: a smoke run of the benchmarks (what .ci/run does)
 bench: install
 	$(PY) benchmarks/particles.py $(BENCH_ARGS)
 	$(PY) benchmarks/kinetic.py $(BENCH_ARGS)
+	$(PY) benchmarks/steady.py $(BENCH_ARGS)
 
 # Brian2 fails with numpy >= 2.4: it gets its own venv; benchmarks/particles.py runs its
 # Brian2 part there (each target in a temporary folder: its standalone C++ project is

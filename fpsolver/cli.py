@@ -18,6 +18,7 @@ from fpsolver.scenario import load_scenario, scenario_names, to_toml
 __all__ = ["main"]
 
 logger = logging.getLogger("fpsolver")
+MAX_EIGENVALUES = 200  # spectrum --count: the leading part, not the whole operator
 
 
 def _scenario_args(p: argparse.ArgumentParser, out: bool = True) -> None:
@@ -331,7 +332,8 @@ def _cmd_steady(args) -> int:
         folder = _folder(args) if comm.rank == 0 else None
         try:
             run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
-            run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario, "steady"))
+            run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario, "steady",
+                                                                   comm.size))
             model, state = run_steady(scenario, comm=comm)
             result = steady_result(model, state, comm)
             if comm.rank == 0:
@@ -353,9 +355,9 @@ def _cmd_steady(args) -> int:
 
 
 def _cmd_spectrum(args) -> int:
-    if args.count < 1:
-        raise FpsolverError(f"--count must be at least 1, got {args.count} -- fix: e.g. "
-                            "--count 10")
+    if not 1 <= args.count <= MAX_EIGENVALUES:
+        raise FpsolverError(f"--count must be in [1, {MAX_EIGENVALUES}], got {args.count} -- "
+                            "fix: e.g. --count 10")
     if args.target is not None and not math.isfinite(args.target):
         raise FpsolverError(f"--target must be finite, got {args.target} -- fix: e.g. "
                             "--target 0.01")
@@ -369,7 +371,7 @@ def _cmd_spectrum(args) -> int:
         try:
             run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
             run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
-                                                                   "spectrum"))
+                                                                   "spectrum", comm.size))
             model, state, spec, report = run_spectrum(
                 scenario, comm=comm, count=args.count, target=args.target,
                 vectors=args.vectors and args.out is not None)
@@ -394,9 +396,12 @@ def _spectrum_text(report: dict) -> str:
     lines = [f"scenario {report['scenario']}: {report['verdict']} on the slow (O(1)) time "
              "scale of the kinetic limit (`fpsolver stability` is about the fast "
              "sqrt(n) scale)",
-             f"{'#':>3} {'Re lambda':>14} {'Im lambda':>14} {'residual':>10}"]
-    for k, ((re, im), r) in enumerate(zip(report["eigenvalues"], report["residuals"])):
-        lines.append(f"{k:3d} {re:14.8f} {im:14.8f} {r:10.1e}")
+             f"{'#':>3} {'Re lambda':>14} {'Im lambda':>14} {'residual':>10} "
+             f"{'error est.':>10}"]
+    for k, ((re, im), r, e) in enumerate(zip(report["eigenvalues"], report["residuals"],
+                                             report["error_estimates"])):
+        flag = "  (not resolved)" if k in report["unresolved"] else ""
+        lines.append(f"{k:3d} {re:14.8f} {im:14.8f} {r:10.1e} {e:10.1e}{flag}")
     lines.append(f"neutral directions ({report['neutral']})")
     return "\n".join(lines)
 
@@ -407,9 +412,9 @@ def _cmd_continue(args) -> int:
             raise FpsolverError(f"{name} must be finite, got {value} -- fix: give a number")
     if args.p_from == args.p_to:
         raise FpsolverError("--from and --to must differ -- fix: give the range to follow")
-    if args.count < 1 or args.max_points < 2:
-        raise FpsolverError("--count must be >= 1 and --max-points >= 2 -- fix: e.g. "
-                            "--count 4 --max-points 400")
+    if not 1 <= args.count <= MAX_EIGENVALUES or args.max_points < 2:
+        raise FpsolverError(f"--count must be in [1, {MAX_EIGENVALUES}] and --max-points >= 2 "
+                            "-- fix: e.g. --count 4 --max-points 400")
     value = _field(load_scenario(args.scenario, args.overrides), args.param)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FpsolverError(f"--param {args.param}: not a numeric scenario field -- fix: "
@@ -424,7 +429,7 @@ def _cmd_continue(args) -> int:
         try:
             run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
             run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
-                                                                   "continue"))
+                                                                   "continue", comm.size))
             branch, dataset = run_continuation(
                 args.scenario, args.overrides, args.param, args.p_from, args.p_to,
                 comm=comm, count=args.count, max_points=args.max_points,

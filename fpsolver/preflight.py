@@ -116,6 +116,35 @@ def _kinetic(scenario, comm_size: int) -> Estimate:
                     "space.sites, or a larger kinetic.dt")
 
 
+_FACTOR_DOF_BYTES = 600     # sparse LU factors of one site, per dof (MUMPS, P2: ~75 nnz/dof)
+_NEWTON_DOF_SECONDS = 4e-6  # one site, one dof, one Newton iteration (ring-bump: 0.04 s)
+STATIONARY = ("steady", "spectrum", "continue")
+
+
+def _stationary(scenario, solver: str, comm_size: int) -> Estimate:
+    """Stationary solves: the factors of every site a rank holds (spectrum, continue)."""
+    from fpsolver.kinetic.numerics import resolve_numerics
+    from fpsolver.model import build_model
+
+    num = resolve_numerics(build_model(scenario))
+    nx, ny = num.cells
+    dofs = (num.degree * nx + 1) * (num.degree * ny + 1)
+    sites = build_sites_count(scenario)
+    per_rank = math.ceil(sites / max(comm_size, 1))
+    held = per_rank if solver != "steady" else min(per_rank, MAX_CACHED_FACTORS)
+    memory = dofs * (_DOF_BYTES + (_SITE_DOF_BYTES + _FACTOR_DOF_BYTES) * held
+                     + _SITE_DOF_BYTES * sites)
+    iterations = 8 if solver != "continue" else 8 * 50
+    seconds = iterations * per_rank * dofs * _NEWTON_DOF_SECONDS
+    return Estimate(bytes=memory, seconds=seconds, output=sites * dofs * 8 * 3,
+                    what=f"{solver}: P{num.degree} on {nx}x{ny} cells ({dofs} dofs) x "
+                    f"{sites} site(s), {per_rank} per rank",
+                    fix="fewer space.sites, lower kinetic.cells, or more MPI ranks")
+
+
+MAX_CACHED_FACTORS = 64  # site factorisations a rank keeps between Newton steps
+
+
 def build_sites_count(scenario) -> int:
     sp = scenario.space
     if sp.kind == "point":
@@ -124,7 +153,9 @@ def build_sites_count(scenario) -> int:
 
 
 def estimate(scenario, solver: str, comm_size: int = 1) -> Estimate:
-    """The :class:`Estimate` of a ``particles`` or ``kinetic`` run of ``scenario``."""
+    """The :class:`Estimate` of a ``particles``, ``kinetic`` or stationary run."""
+    if solver in STATIONARY:
+        return _stationary(scenario, solver, comm_size)
     return _particles(scenario) if solver == "particles" else _kinetic(scenario, comm_size)
 
 
@@ -134,7 +165,8 @@ def preflight(scenario, solver: str, *, out=None, comm_size: int = 1,
 
     Args:
         scenario: the scenario.
-        solver: ``particles``, ``kinetic``, ``gaussian`` or ``stability``.
+        solver: ``particles``, ``kinetic``, ``gaussian``, ``stability``, ``steady``,
+            ``spectrum`` or ``continue``.
         out: the (created) output folder, to compare the output size with its free space.
         comm_size: MPI ranks sharing the kinetic work.
         memory: bytes available (default: :func:`available_memory`).
@@ -143,7 +175,7 @@ def preflight(scenario, solver: str, *, out=None, comm_size: int = 1,
 
     for field, path in scenario_files(scenario):
         check_input_file(path, field)
-    if solver not in ("particles", "kinetic"):
+    if solver not in ("particles", "kinetic") + STATIONARY:
         return None
     if solver == "kinetic":
         from fpsolver.safe_options import unused_petsc_options

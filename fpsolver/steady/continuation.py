@@ -192,6 +192,19 @@ class _Continuation:
         spec = compute_spectrum(model, state, count=self.count, comm=self.comm)
         return spec.eigenvalues
 
+    def _densities_ok(self, q, sp) -> bool:
+        """Positive, finite variances and min/peak above -1e-3 at every site (collective)."""
+        from fpsolver.kinetic.health import NEGATIVE_STOP
+
+        bad = 0
+        for s in self.mine:
+            v = sp.variances(q[int(s)])
+            qs = q[int(s)]
+            if not (np.isfinite(v).all() and v.min() > 0
+                    and qs.min() >= -NEGATIVE_STOP * qs.max()):
+                bad = 1
+        return not self.comm.allreduce(bad)
+
     def correct(self, base: _Point, ds: float):
         """Corrector from ``base`` along its tangent by arclength ``ds``; None if it fails."""
         S = self.S
@@ -211,6 +224,8 @@ class _Continuation:
                 return None, it
             arc = t @ (np.concatenate([vbar.T.ravel(), [p / self.p_scale]]) - x0) - ds
             if L["ok"] and abs(arc) <= 1e-10 * max(1.0, abs(ds)):
+                if not self._densities_ok(q, L["sp"]):
+                    return None, it   # converged to something that is not a density
                 return (p, vbar, m, ell, q, l_mult), it
             A = np.vstack([L["red"], t[None, :]])
             b = np.concatenate([L["right"], [-arc]])
@@ -316,7 +331,10 @@ def continue_branch(model_at: Callable, p_from: float, p_to: float, *, comm=None
             ds /= 2
             if ds < ds_min:
                 branch.info["stopped"] = (f"the corrector failed at p = {base.p:.8g} even "
-                                          f"with step {ds:.1e}")
+                                          f"with step {ds:.1e} (no stationary density "
+                                          "nearby, or the mesh no longer resolves it)")
+                if comm.rank == 0:
+                    logger.warning("continue: %s", branch.info["stopped"])
                 break
             continue
         new = cont.point(*sol, base.tangent)

@@ -32,6 +32,7 @@ import numpy as np
 
 from fpsolver.balance import BalanceConstraint
 from fpsolver.errors import BalanceError
+from fpsolver.preflight import MAX_CACHED_FACTORS
 from fpsolver.scenario import PAIRS
 from fpsolver.steady.site import SiteSpace, params
 
@@ -122,11 +123,18 @@ class _Sites:
             scale = abs(A).max() * max(np.abs(q[j]).max(), 1e-300)
             out["res"].append(np.abs(r[:-3]).max() / scale)
             out["mean_res"].append(np.abs(r[-3:]).max())
-            lu = self._lu[j] = (self._lu[j].refactor(J) if j in self._lu else SparseLU(J))
+            if j in self._lu:
+                lu = self._lu[j].refactor(J)
+            else:
+                lu = SparseLU(J)
+                if len(self._lu) < MAX_CACHED_FACTORS:  # memory: see fpsolver.preflight
+                    self._lu[j] = lu
             cols = [r[:, None], np.concatenate([Dq, np.zeros((3, 2))])]
             if extra is not None:
                 cols.append(extra[j][:, None])
             sol = -lu.solve(np.hstack(cols))
+            if self._lu.get(j) is not lu:
+                lu.destroy()
             a, S = sol[:, 0], sol[:, 1:3]
             if extra is not None:
                 out["X"].append(sol[:, 3])
@@ -244,7 +252,30 @@ def solve_steady(model, *, numerics=None, comm=None, guess=None, tol: float = NE
         vbar, ell, m, q = state.vbar, state.ell, state.m, None
     state.info.update({"wall_time": time.perf_counter() - start, "ranks": comm.size,
                        "refinements": refinements, **numerics.to_dict()})
+    check_density(state, comm)
     return state
+
+
+def check_density(state, comm) -> None:
+    """Refuse a stationary state whose densities are not densities; warn on undershoot.
+
+    Thresholds of the kinetic solver (:mod:`fpsolver.kinetic.health`): min/peak below
+    -1e-3 stops, below -1e-6 warns; a non-positive or non-finite variance stops.
+    """
+    from fpsolver.errors import FpsolverError
+    from fpsolver.kinetic.health import NEGATIVE_STOP, NEGATIVE_WARN
+
+    worst = float(state.min_relative.min())
+    var = np.stack([state.cov[:, 0, 0], state.cov[:, 1, 1]], 1)
+    if not np.isfinite(var).all() or var.min() <= 0 or worst < -NEGATIVE_STOP:
+        site = int(np.argmin(state.min_relative))
+        raise FpsolverError(
+            f"the stationary density is not a density at site {site} (min/peak {worst:.2e}, "
+            f"variances {var[site].round(6).tolist()}) -- fix: raise kinetic.cells, or "
+            "check with `fpsolver kinetic` that the scenario settles")
+    if worst < -NEGATIVE_WARN and comm.rank == 0:
+        logger.warning("steady: the density undershoots (min/peak %.2e below -%g): raise "
+                       "kinetic.cells for a cleaner result", worst, NEGATIVE_WARN)
 
 
 def _refined_cells(comm, state, model):

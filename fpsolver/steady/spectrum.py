@@ -285,7 +285,7 @@ def compute_spectrum(model, state, *, count: int = 10, target: float | None = No
     op = LinearisedOperator(model, state, float(target), comm)
     n_local = op.local_size
     n_global = comm.allreduce(n_local)
-    count = min(count, n_global - 3 * model.n_sites - 1)
+    count = max(1, min(count, n_global - 3 * model.n_sites - 2))
     A = PETSc.Mat().createPython([(n_local, n_global), (n_local, n_global)], _ShellOP(op),
                                  comm=comm)
     A.setUp()
@@ -294,7 +294,7 @@ def compute_spectrum(model, state, *, count: int = 10, target: float | None = No
     eps.setProblemType(SLEPc.EPS.ProblemType.NHEP)
     eps.setType(SLEPc.EPS.Type.KRYLOVSCHUR)
     eps.setWhichEigenpairs(SLEPc.EPS.Which.LARGEST_MAGNITUDE)
-    eps.setDimensions(nev=count, ncv=max(2 * count + 10, 30))
+    eps.setDimensions(nev=count, ncv=min(max(2 * count + 10, 30), n_global))
     eps.setTolerances(tol=tol, max_it=1000)
     eps.solve()
     nconv = eps.getConverged()
