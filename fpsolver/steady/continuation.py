@@ -98,8 +98,8 @@ class _Continuation:
         """Residuals and the reduced Jacobian [G_v  G_p] (with right-hand side) at a point."""
         comm, mine, S = self.comm, self.mine, self.S
         model, sp = self._space(p)
-        _, sp_p = self._space(p + self.h)
-        _, sp_m = self._space(p - self.h)
+        model_p, sp_p = self._space(p + self.h)
+        model_m, sp_m = self._space(p - self.h)
         extra, dG_direct = [], []
         for j, s in enumerate(mine):
             P = params(vbar[s], m[s], ell[s])
@@ -124,8 +124,7 @@ class _Continuation:
         S_m = _gather(comm, mine, lin["S_m"], (2, 2), S)
         T_m = _gather(comm, mine, [x[n:n + 2] for x in lin["X"]], (2,), S)
         c = BalanceConstraint(model)
-        cp = BalanceConstraint(self.model_at(p + self.h))
-        cm = BalanceConstraint(self.model_at(p - self.h))
+        cp, cm = BalanceConstraint(model_p), BalanceConstraint(model_m)
         g = G.T.reshape(2, 2, S)
         phi = c.residual(g)
         dphi_p = (cp.residual(g) - cm.residual(g)) / (2 * self.h)   # inputs and kernels
