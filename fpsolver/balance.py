@@ -17,6 +17,13 @@ looks for ``vbar = base + U c`` with U an orthonormal basis of R and solves U^T 
 (rank-many equations); the rest of vbar moves with the slow dynamics d vbar/dt = <F>.
 For full-rank kernels (mean-field, exponential) U = I and this is plain Newton on Phi.
 
+Several roots. Phi can have several roots (a saturating G_ee with linear G_ei, G_ie, G_ii:
+an S-shaped branch, ``bistable-balance``); Newton finds the one its start leads to. Every
+solver makes a fresh constraint for the consistent start at t = 0 (MODEL §2d), so the
+*first* solve of a constraint starts at ``initial.vbar`` when the scenario gives it (its
+part in the range of the balanced input; the free part stays the caller's ``base``); the
+later solves start at the caller's predictor and follow the root chosen.
+
 Unknowns and residuals are ordered ``(population, site)``: index ``a * sites + j``.
 """
 
@@ -69,6 +76,10 @@ class BalanceConstraint:
         self.W = model.coupling()  # W[a, b, j, k] = s_b J_ab(j, k) w_k
         self.U = _range_basis(model)
         self.full_rank = self.U.shape[1] == 2 * model.n_sites
+        guess = getattr(getattr(model.scenario, "initial", None), "vbar", None)
+        # the start of the first solve (t = 0) when initial.vbar is given; None: base
+        self._first = (np.tile(np.asarray(guess, dtype=float), (model.n_sites, 1))
+                       if guess else None)
 
     @property
     def rank(self) -> int:
@@ -100,6 +111,9 @@ class BalanceConstraint:
               max_iter: int = 60, where: str = "") -> tuple[np.ndarray, BalanceInfo]:
         """Solve U^T Phi(base + U c) = 0 for c by damped Newton, starting at c = 0.
 
+        The first solve of a constraint whose scenario gives ``initial.vbar`` starts at
+        c = U^T (initial.vbar - base) instead (module docstring: the root chosen at t = 0).
+
         Args:
             expect: ``vbar -> (g, gp)`` expectations of the gains and their derivatives.
             base: ``(sites, 2)``; the free part of vbar and the initial guess.
@@ -113,6 +127,10 @@ class BalanceConstraint:
         B = self.model.n_sites
         U = self.U
         vbar = np.array(base, dtype=float)
+        if self._first is not None:
+            shift = U @ (U.T @ (self._first - vbar).T.ravel())
+            vbar = vbar + shift.reshape(2, B).T
+            self._first = None
         g, gp = expect(vbar)
         if not (np.isfinite(g).all() and np.isfinite(gp).all()):
             raise BalanceError(

@@ -17,6 +17,8 @@ e-i coupling, ``(L v)_a = sum_b L_ab v_b``):
 - S ``diagonal`` / ``multiplicative``: S = diag(S_ee, S_ii),
   S_aa = sigma_a sqrt(1 + kappa_a v_a^2) (``diagonal``: kappa = 0)
 - G ``linear`` / ``tanh``: G_ab(z) = C_ab z or C_ab tanh(z), with G_ab'
+- G ``tanh_linear``: G_ab(z) = C_ab tanh(z) + D_ab z (a different shape per pair, e.g. a
+  saturating G_ee with linear G_ei, G_ie, G_ii: the balance can then have several roots)
 - J ``mean_field``, ``cosine``, ``gaussian``, ``exponential``, ``matrix``: see
   :func:`kernel_matrix`.
 """
@@ -33,7 +35,7 @@ from fpsolver.errors import ScenarioError
 __all__ = ["Family", "USER", "TERMS", "drift_family", "noise_family", "gain_family",
            "kernel_family", "user_family", "drift_coefficients", "diffusion_coefficients",
            "kernel_matrix", "monomials", "evaluate_polynomial", "DRIFT_DEGREE",
-           "NOISE_DEGREE"]
+           "NOISE_DEGREE", "GAIN_FAMILIES", "COMPILED_GAINS"]
 
 USER = "user"
 TERMS = ("F", "S", "G", "J")
@@ -183,20 +185,38 @@ def diffusion_coefficients(family: Family) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------- gains G
-def _gain(name: str, C: float) -> tuple[Callable, Callable]:
+GAIN_FAMILIES = ("linear", "tanh", "tanh_linear")
+COMPILED_GAINS = ("linear", "tanh")  # one shape C_ab g(z) for all pairs (particle kernels)
+
+
+def _gain(name: str, C: float, D: float = 0.0) -> tuple[Callable, Callable]:
     if name == "linear":
         return (lambda z, xp=np: C * z), (lambda z, xp=np: C + 0.0 * z)
-    return (lambda z, xp=np: C * xp.tanh(z)), (lambda z, xp=np: C * (1.0 - xp.tanh(z) ** 2))
+    if name == "tanh":
+        return (lambda z, xp=np: C * xp.tanh(z)), (lambda z, xp=np: C * (1.0 - xp.tanh(z) ** 2))
+    return ((lambda z, xp=np: C * xp.tanh(z) + D * z),
+            (lambda z, xp=np: C * (1.0 - xp.tanh(z) ** 2) + D))
 
 
-def gain_family(name: str, C) -> Family:
-    """The built-in gains ``name`` with C = [[C_ee, C_ei], [C_ie, C_ii]] (all C_ab >= 0)."""
-    if name not in ("linear", "tanh"):
+def gain_family(name: str, C, slope=None) -> Family:
+    """The built-in gains ``name`` with C = [[C_ee, C_ei], [C_ie, C_ii]] (all C_ab >= 0).
+
+    ``tanh_linear`` also takes ``slope`` = [[D_ee, D_ei], [D_ie, D_ii]] (all >= 0):
+    G_ab(z) = C_ab tanh(z) + D_ab z; the other families have no slope (None or zeros).
+    """
+    if name not in GAIN_FAMILIES:
         raise ScenarioError("gains.family", f"unknown gain family '{name}'",
-                            "use linear or tanh")
+                            f"use one of {list(GAIN_FAMILIES)}")
     C = (_pair(C[0]), _pair(C[1]))
-    return Family("G", name, {"C": C},
-                  {ab: _gain(name, C[idx // 2][idx % 2]) for idx, ab in enumerate(PAIRS)})
+    D = ((0.0, 0.0), (0.0, 0.0)) if slope is None else (_pair(slope[0]), _pair(slope[1]))
+    if name != "tanh_linear" and any(any(row) for row in D):
+        raise ScenarioError("gains.slope", f"a linear part {[list(r) for r in D]} is only "
+                            f"used by the tanh_linear family, not by '{name}'",
+                            "set gains.family = \"tanh_linear\" or leave gains.slope at zero")
+    params = {"C": C} if name != "tanh_linear" else {"C": C, "slope": D}
+    return Family("G", name, params,
+                  {ab: _gain(name, C[idx // 2][idx % 2], D[idx // 2][idx % 2])
+                   for idx, ab in enumerate(PAIRS)})
 
 
 # ---------------------------------------------------------------------------- kernels J

@@ -166,7 +166,7 @@ def scenario_families(sc: Scenario) -> dict:
                                    center=d.center, width=d.width, cubic=d.cubic),
         "S": families.noise_family(sc.noise.family, sigma=[p.sigma for p in pops],
                                    kappa=sc.noise.kappa),
-        "G": families.gain_family(g.family, [[g.ee, g.ei], [g.ie, g.ii]]),
+        "G": families.gain_family(g.family, [[g.ee, g.ei], [g.ie, g.ii]], g.slope),
         "J": families.kernel_family(k.family, coefficients={ab: getattr(k, ab) for ab in PAIRS},
                                     width=k.width, file=k.file),
     }

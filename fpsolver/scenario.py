@@ -41,7 +41,7 @@ PAIRS = ("ee", "ei", "ie", "ii")
 
 DYNAMICS_FAMILIES = ("linear", "double_well", "cubic")
 NOISE_FAMILIES = ("diagonal", "multiplicative")
-GAIN_FAMILIES = ("linear", "tanh")
+GAIN_FAMILIES = ("linear", "tanh", "tanh_linear")
 KERNEL_FAMILIES = ("mean_field", "cosine", "gaussian", "exponential", "matrix")
 SPACE_KINDS = ("point", "ring", "torus", "mesh")
 POSITION_KINDS = ("grid", "regular", "iid")
@@ -183,18 +183,38 @@ class Noise:
 
 @dataclass
 class Gains:
-    """Gains G_ab(z) = C_ab * z (``linear``) or C_ab * tanh(z) (``tanh``), C_ab >= 0."""
+    """Gains G_ab(z), nondecreasing: C_ab >= 0 and D_ab >= 0.
+
+    ``linear``:      G_ab(z) = C_ab z
+    ``tanh``:        G_ab(z) = C_ab tanh(z)
+    ``tanh_linear``: G_ab(z) = C_ab tanh(z) + D_ab z, D = ``slope`` (a shape per pair:
+                     with one shape for all pairs the balance is linear in the
+                     expectations and has at most one root; e.g. a saturating G_ee with
+                     linear G_ei, G_ie, G_ii gives an S-shaped branch, two stable states)
+    """
 
     family: str = _doc(f"one of {list(GAIN_FAMILIES)}", "linear")
     ee: float = _doc("C_ee", 0.0)
     ei: float = _doc("C_ei", 1.0)
     ie: float = _doc("C_ie", 1.0)
     ii: float = _doc("C_ii", 1.0)
+    slope: list[list[float]] = _doc("tanh_linear: [[D_ee, D_ei], [D_ie, D_ii]], the linear "
+                                    "part D_ab z of G_ab (zero for the other families)",
+                                    factory=lambda: [[0.0, 0.0], [0.0, 0.0]])
 
     def check(self, path: str) -> None:
         _one_of(f"{path}.family", self.family, GAIN_FAMILIES)
         for ab in PAIRS:
             _nonnegative(f"{path}.{ab}", getattr(self, ab), "gains must be nondecreasing: C >= 0")
+        _length(f"{path}.slope", self.slope, 2)
+        for row in self.slope:
+            _length(f"{path}.slope", row, 2)
+            for d in row:
+                _nonnegative(f"{path}.slope", d, "gains must be nondecreasing: D >= 0")
+        if self.family != "tanh_linear" and any(d for row in self.slope for d in row):
+            raise ScenarioError(f"{path}.slope", f"{self.slope} is only used by the "
+                                f"tanh_linear family, not by '{self.family}'",
+                                'set gains.family = "tanh_linear" or gains.slope to zeros')
 
 
 @dataclass
@@ -268,10 +288,17 @@ class Space:
 
 @dataclass
 class Initial:
-    """Initial data (MODEL §2d): fluctuations ~ N(0, cov); vbar(0) solves the constraint."""
+    """Initial data (MODEL §2d): fluctuations ~ N(0, cov); vbar(0) solves the constraint.
+
+    The constraint can have several roots (e.g. ``bistable-balance``): Newton then finds
+    the one nearest its start, ``vbar`` when given (the same at every site), else 0.
+    """
 
     cov: list[list[float]] = _doc("initial covariance K0 of (y_e, y_i), 2x2 s.p.d.",
                                   factory=lambda: [[1.0, 0.0], [0.0, 1.0]])
+    vbar: list[float] = _doc("[v_e, v_i]: the start of Newton's method for vbar(0), which "
+                             "picks the balanced root when there are several ([]: 0)",
+                             factory=list)
 
     def check(self, path: str) -> None:
         _length(f"{path}.cov", self.cov, 2)
@@ -282,6 +309,15 @@ class Initial:
         if b != c or a <= 0 or a * d - b * c <= 0:
             raise ScenarioError(f"{path}.cov", f"not symmetric positive definite: {self.cov}",
                                 "give [[K_ee, K_ei], [K_ei, K_ii]] with K_ee > 0, det > 0")
+        if self.vbar:
+            if len(self.vbar) != 2:
+                raise ScenarioError(f"{path}.vbar", f"needs 2 entries or none, got "
+                                    f"{len(self.vbar)}", "give [v_e, v_i], or [] for 0")
+            _finite(f"{path}.vbar", self.vbar, "give a finite guess [v_e, v_i]")
+            for v in self.vbar:
+                if abs(v) > BOUNDS["input"][1]:
+                    raise ScenarioError(f"{path}.vbar", f"{v} is out of range",
+                                        "give a guess of the balanced means, |v| <= 1e9")
 
 
 @dataclass

@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from fpsolver.errors import Interrupted, NumericalError, ScenarioError
+from fpsolver.families import COMPILED_GAINS
 from fpsolver.model import Model, build_model
 from fpsolver.output import RunResult
 from fpsolver.particles import records
@@ -105,6 +106,14 @@ def run_particles(scenario: Scenario, *, model: Model | None = None,
         raise ScenarioError(_FAMILY_FIELD[term], f"the numba backend needs the built-in F, "
                             f"S and G families, but {term} is a user callable (it runs on "
                             "the numpy path)", "use backend='numpy' or 'auto'")
+    gains = model.family("G").name
+    if builtin and gains not in COMPILED_GAINS:  # a shape per pair: the numpy path
+        if backend == "numba":
+            raise ScenarioError("gains.family", f"the numba backend compiles the gains "
+                                f"{list(COMPILED_GAINS)} (one shape for all pairs), not "
+                                f"'{gains}' (it runs on the numpy path)",
+                                "use backend='numpy' or 'auto'")
+        builtin = False
     use_numba = backend == "numba" or (backend == "auto" and builtin)
     layout = make_layout(model, sc)
     lowrank = make_lowrank(model, layout.cosine)

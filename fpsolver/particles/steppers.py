@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fpsolver.families import COMPILED_GAINS
 from fpsolver.model import Model
 from fpsolver.particles import kernels
 from fpsolver.particles.coupling import LowRank
@@ -83,8 +84,10 @@ class NumbaStepper(_Base):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not self.model.builtin("F", "S", "G"):
-            raise ValueError("NumbaStepper needs the built-in F, S and G families")
+        if (not self.model.builtin("F", "S", "G")
+                or self.model.family("G").name not in COMPILED_GAINS):
+            raise ValueError("NumbaStepper needs the built-in F, S and the gains "
+                             f"{COMPILED_GAINS}")
         gains = self.model.family("G")
         self.p = kernel_params(self.model, self.dt)
         self.fam = _FAMILIES[self.model.family("F").name]
