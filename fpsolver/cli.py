@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--vectors", action="store_true", help="also write the eigenfunctions "
                    "(OUT/eigenfunctions.nc: density and mean perturbations per site)")
+    p.add_argument("--steady", type=Path, default=None, metavar="DIR",
+                   help="start from the stationary state of `fpsolver steady SCENARIO --out "
+                   "DIR` (the same scenario; read only): Newton on the spectrum's wider box "
+                   "starts from its densities instead of the Gaussian closure")
 
     p = sub.add_parser("continue", help="a branch of stationary states as a parameter "
                        "moves (folds, Hopf points, stability)")
@@ -361,6 +365,10 @@ def _cmd_spectrum(args) -> int:
     if args.target is not None and not math.isfinite(args.target):
         raise FpsolverError(f"--target must be finite, got {args.target} -- fix: e.g. "
                             "--target 0.01")
+    if (args.steady is not None and args.out is not None
+            and args.steady.resolve() == args.out.resolve()):
+        raise FpsolverError(f"--steady {args.steady} is also --out: the stationary state is "
+                            "read-only input -- fix: give the spectrum another --out")
 
     def run(comm):
         from fpsolver.runtime.parallel import run_shared
@@ -372,9 +380,13 @@ def _cmd_spectrum(args) -> int:
             run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
             run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
                                                                    "spectrum", comm.size))
+            start = None
+            if args.steady is not None:
+                from fpsolver.steady.run import read_steady_folder
+                start = run_shared(comm, read_steady_folder, args.steady, scenario)
             model, state, spec, report = run_spectrum(
                 scenario, comm=comm, count=args.count, target=args.target,
-                vectors=args.vectors and args.out is not None)
+                vectors=args.vectors and args.out is not None, start=start)
             vectors = None
             if args.vectors and args.out is not None:
                 from fpsolver.steady.run import eigenfunction_dataset

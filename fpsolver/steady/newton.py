@@ -238,9 +238,10 @@ def solve_steady(model, *, numerics=None, comm=None, guess=None, tol: float = NE
         vbar, ell, m = guess.vbar.copy(), guess.ell.copy(), guess.m.copy()
     q = ({int(s): guess.q[int(s)].copy() for s in mine}
          if guess is not None and guess.space is space else None)
-    refinements = []
+    refinements, passes = [], []
     while True:
         state = _newton(model, space, comm, mine, vbar, ell, m, q, tol, frame_tol)
+        passes.append(state.info["newton_iterations"])
         if not refine:
             break
         cells = _refined_cells(comm, state, model)
@@ -251,7 +252,8 @@ def solve_steady(model, *, numerics=None, comm=None, guess=None, tol: float = NE
         space = SiteSpace(model, numerics)
         vbar, ell, m, q = state.vbar, state.ell, state.m, None
     state.info.update({"wall_time": time.perf_counter() - start, "ranks": comm.size,
-                       "refinements": refinements, **numerics.to_dict()})
+                       "refinements": refinements, "newton_per_mesh": passes,
+                       **numerics.to_dict()})
     check_density(state, comm)
     return state
 
