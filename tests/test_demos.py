@@ -24,7 +24,7 @@ def _demo(name):
 
 
 @pytest.mark.parametrize("name", ["demo_paper_figures", "demo_density_evolution",
-                                  "demo_spatial"])
+                                  "demo_spatial", "demo_bifurcation"])
 def test_demo_is_a_literate_script_with_a_quick_mode(name):
     text = (DEMOS / f"{name}.py").read_text()
     assert "format_name: light" in text and "def main(quick: bool" in text
@@ -101,9 +101,40 @@ def _check_spatial(data, tmp_path):
                                atol=0.05 + 0.2 * np.ptp(k["vbar"][-1]))
 
 
+def _check_bifurcation(data, tmp_path):
+    assert all((tmp_path / p).stat().st_size > 10_000 for p in data["figures"])
+    b, st = data["branch"], data["states"]
+    # two folds, opposite (the model is odd in (A_e, vbar) with A_i = 0)
+    assert len(b["folds"]) == 2 and abs(b["folds"][0] + b["folds"][1]) < 1e-6
+    lo, hi = b["folds"]
+    p, v = b["p"], b["vbar"][:, 0]
+    # the branch goes from lower to upper: stable outside the folds' vbar, unstable inside
+    v_fold = sorted(vk for kind, _, vk in b["special"] if kind == "fold")
+    inner = (v > v_fold[0] + 0.2) & (v < v_fold[1] - 0.2)
+    outer = (v < v_fold[0] - 0.2) | (v > v_fold[1] + 0.2)
+    assert not b["stable"][inner].any() and b["stable"][outer].all()
+    # every steady state drawn lies on the branch: a segment at its A_e through its vbar
+    for pk, vb in zip(st["p"], st["vbar"]):
+        assert lo < pk < hi or abs(pk) > hi
+        hits = [v[k] + (pk - p[k]) * (v[k + 1] - v[k]) / (p[k + 1] - p[k])
+                for k in range(len(p) - 1) if (p[k] - pk) * (p[k + 1] - pk) <= 0
+                and p[k + 1] != p[k]]
+        assert min(abs(h - vb[0]) for h in hits) < 0.05, (pk, vb, hits)
+        assert abs(vb[0] - vb[1]) < 1e-8          # v_i = v_e (A_i = 0, linear G_ie = G_ii)
+    # three states at A_e = 0.3, the densities integrate to 1
+    at = [vb[0] for pk, vb in zip(st["p"], st["vbar"]) if pk == 0.3]
+    assert len(at) == 3 and at[0] < at[1] < at[2]
+    for y, pe in zip(st["y_e"], st["p_e"]):
+        assert abs(np.trapezoid(pe, y) - 1) < 1e-3
+    # the two stable states: slow spectrum in the left half-plane, resolved
+    for s in st["spectra"].values():
+        assert s["eigenvalues"].real.max() < 0 and s["residuals"].max() < 1e-6
+
+
 CHECKS = {"demo_paper_figures": _check_paper_figures,
           "demo_density_evolution": _check_density_evolution,
-          "demo_spatial": _check_spatial}
+          "demo_spatial": _check_spatial,
+          "demo_bifurcation": _check_bifurcation}
 
 
 def _run_as_a_user(name: str, tmp_path: Path, ranks: int) -> dict:
