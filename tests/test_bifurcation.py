@@ -129,7 +129,7 @@ def test_particles_start_on_the_chosen_branch_on_the_numpy_path():
 # -- the folds --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_continuation_finds_both_folds_of_the_gaussian_variant():
-    """Linear F, additive noise: folds at -p*, p* with p* = 0.965150 (Gauss-Hermite), 1e-6.
+    """Linear F, additive noise: folds at -p*, p* with p* = 0.965149 (Gauss-Hermite), 1e-6.
 
     (58 s: ~50 points with their spectra; one fold of this branch, from a user gain, is
     in the default suite: tests/test_steady.py.)
