@@ -39,6 +39,7 @@ bench: install
 	$(PY) benchmarks/particles.py $(BENCH_ARGS)
 	$(PY) benchmarks/kinetic.py $(BENCH_ARGS)
 	$(PY) benchmarks/steady.py $(BENCH_ARGS)
+	NUMBA_NUM_THREADS=1 $(PY) benchmarks/finite_size.py $(BENCH_ARGS)
 
 # Brian2 fails with numpy >= 2.4: it gets its own venv; benchmarks/particles.py runs its
 # Brian2 part there (each target in a temporary folder: its standalone C++ project is
