@@ -39,7 +39,12 @@ def _run(scenario: str, overrides: tuple, times: tuple, snapshot: float | None =
                 else "record.snapshots=[]")
     res = run_kinetic(load_scenario(scenario, sets), comm=MPI.COMM_WORLD, progress=False)
     assert res.info["min_density_relative"] >= -1e-6, res.info["min_density_relative"]
-    assert res.info["error_estimate"]["within_tol"], res.info["error_estimate"]
+    est = res.info["error_estimate"]
+    if res.info["stabilised"]:  # a transient carried by artificial diffusion: its (first
+        # order) error is estimated and decays; within tol at the end
+        assert max(est["K_final"], est["vbar_final"]) <= est["tol"], est
+    else:
+        assert est["within_tol"], est
     return res
 
 
@@ -80,15 +85,16 @@ def test_shipped_against_particles(name):
 
 
 @pytest.mark.mpi
-def test_user_scenario_against_particles():
-    """A user-written scenario: per-site vbar and variance against particles.
+@pytest.mark.parametrize("name", ["ring-mod", "torus-cubic"])
+def test_user_scenario_against_particles(name):
+    """User-written scenarios: per-site vbar and variance against particles.
 
     `ring-mod` (24-site cubic ring, tanh gains, cosine kernels and cosine-modulated inputs
-    that make the sites differ strongly) with default numerics, on any number of ranks,
-    against 10^4 particle pairs per site. (`torus-cubic`, whose particle answer is stored
-    too, is the known limit of the defaults: see docs/numerics.md and test_kinetic.py.)
+    that make the sites differ strongly) and `torus-cubic` (36-site torus, Gaussian kernel,
+    cubic F at balanced means 5.7-12: a steep drift whose wide initial density needs the
+    transient's artificial diffusion) with default numerics, on any number of ranks,
+    against 10^4 particle pairs per site.
     """
-    name = "ring-mod"
     ref = json.loads(KINETIC_REFERENCE.read_text())["cases"][name]
     res = _run(str(DATA / f"{name}.toml"), (), tuple(ref["times"]))
     _check_moments(res, ref, ref["times"], slice(None), ref["n"])

@@ -124,6 +124,16 @@ class ImexScheme:
             K.destroy()
             A.destroy()
 
+    def invalidate(self) -> None:
+        """Set aside every system: the operator changed (new artificial diffusion)."""
+        self._spare.extend(self._systems.values())
+        self._systems.clear()
+        while len(self._spare) > _MAX_SPARE:
+            solver, K, A, _ = self._spare.pop(0)
+            solver.destroy()
+            K.destroy()
+            A.destroy()
+
     # -- one step ----------------------------------------------------------------------
     def step(self, P: np.ndarray, refs: np.ndarray, dt: float, where: str = "") -> None:
         """Advance q of every local site by the step ``dt``.

@@ -98,6 +98,41 @@ class _Base:
         self.n_owned = V.dofmap.index_map.size_local
         self._x = petsc.create_vector(V)
         self._y = petsc.create_vector(V)
+        self.kappa = np.zeros(4)   # artificial diffusion (alpha_e, alpha_i, beta_e, beta_i)
+        self._kappa_mats = None
+
+    def stabilisation_matrices(self) -> list:
+        """-integral z_g^(2k) d_g phi_j d_g phi_i for (k, g) = (0, e), (0, i), (1, e), (1, i).
+
+        The Fickian artificial diffusion kappa_g(z) = alpha_g + beta_g z_g^2 (flux
+        -kappa_g d_g q: mass conserved, no drift added) that carries a transient the mesh
+        cannot resolve (:mod:`fpsolver.kinetic.stepper`).
+        """
+        if self._kappa_mats is None:
+            import ufl
+            from dolfinx import fem
+            from dolfinx.fem import petsc
+
+            u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+            z = ufl.SpatialCoordinate(self.V.mesh)
+            self._kappa_mats = []
+            for k in range(2):
+                for g in range(2):
+                    weight = z[g] ** 2 if k else 1.0
+                    A = petsc.assemble_matrix(fem.form(-weight * u.dx(g) * v.dx(g) * self.dx))
+                    A.assemble()
+                    self._kappa_mats.append(A)
+        return self._kappa_mats
+
+    def _add_stabilisation(self, A) -> None:
+        """A += the artificial diffusion of :attr:`kappa` (same sparsity pattern)."""
+        if not self.kappa.any():
+            return
+        from petsc4py import PETSc
+
+        for coef, mat in zip(self.kappa, self.stabilisation_matrices()):
+            if coef:
+                A.axpy(float(coef), mat, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
 
     def mass_times(self, X: np.ndarray) -> np.ndarray:
         """M times every row of X (owned values), as rows."""
@@ -194,6 +229,7 @@ class PolynomialOperator(_Base):
         for coef, mat in zip(s, self.mats):
             if coef:
                 A.axpy(float(coef), mat, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+        self._add_stabilisation(A)
         return A
 
     def difference(self, Q: np.ndarray, P: np.ndarray, refs: np.ndarray) -> np.ndarray:
@@ -309,6 +345,7 @@ class FormOperator(_Base):
             A.zeroEntries()
             petsc.assemble_matrix(A, self._a)
         A.assemble()
+        self._add_stabilisation(A)
         return A
 
     def difference(self, Q: np.ndarray, P: np.ndarray, refs: np.ndarray) -> np.ndarray:
