@@ -137,10 +137,9 @@ def test_steady_equals_a_long_kinetic_run():
 
     t_end = 16: the slowest mode (`fpsolver spectrum`: -1.03) has decayed below 1e-7.
     Same mesh as the kinetic run's end (its refinements), so what is left is the
-    transient and the kinetic run's drift of the mean of y (exactly 0 in the limit, and
-    in the stationary solve; measured: vbar 3e-8, K 2e-7). `ring-bump` (64 sites,
-    T = 14) is in benchmarks/steady.py: vbar differs by 1.0891e-6, the kinetic run's own
-    mean-of-y drift (1.0891e-6; its vbar error estimate 1.3e-6), K by 2e-11.
+    transient (measured: vbar 1.1e-8, K 2.1e-7). `ring-bump` (64 sites, T = 14) is in
+    benchmarks/steady.py: vbar 6.5e-10, K 1.8e-10 (before the kinetic solver pulled the
+    mean of y to 0, vbar differed by 1.09e-6, exactly that run's mean-of-y drift).
     """
     name, t_end, sets = "bistable", 16.0, []
     from fpsolver.kinetic import run_kinetic
