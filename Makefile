@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 NP     ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install lint demo test test-slow test-mpi bench bench-brian clean
+.PHONY: install lint demo test test-slow test-long test-mpi bench bench-brian clean
 
 install: $(STAMP)
 
@@ -26,13 +26,14 @@ lint: install
 	$(VENV)/bin/ruff check fpsolver tests benchmarks demos scripts
 
 # the checks behind the README's accuracy claims first, then the demos, Docker and MPI runs
-# and the longest single check (~25 min) last, so a CI deadline cut costs only it
 CLAIMS := tests/test_kinetic_sweep.py tests/test_kinetic_accuracy.py tests/test_particles_accuracy.py
-LAST   := tests/test_kinetic_steep.py
 test-slow: install
-	$(PY) -m pytest -m slow -q $(CLAIMS)
-	$(PY) -m pytest -m slow -q tests $(addprefix --ignore=,$(CLAIMS) $(LAST))
-	$(PY) -m pytest -m slow -q $(LAST)
+	$(PY) -m pytest -m "slow and not long" -q $(CLAIMS)
+	$(PY) -m pytest -m "slow and not long" -q tests $(addprefix --ignore=,$(CLAIMS))
+
+# half an hour or more each (tests/test_kinetic_steep.py: torus-cubic against particles)
+test-long: install
+	$(PY) -m pytest -m long -q tests
 
 test-mpi: install
 	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -m mpi -q -p no:cacheprovider

@@ -217,6 +217,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
         _resume(control, stepper, estimator, control_dt, rec, writer, t_end)
     events = _Events(t_rec, snaps, stepper.t)
     loop_start = time.perf_counter()
+    kappa_changes = len(stepper.stabilisations)
     if stepper.step_index == 0:
         events.reached(0.0, rec, writer, stepper, None)
     while not events.done(stepper.t):
@@ -225,6 +226,9 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
         with _guard(control, stepper, n, stepper.t + dt):
             stepper.step(dt)
             estimator.advance()
+        if len(stepper.stabilisations) != kappa_changes:  # kappa changed the operator
+            kappa_changes = len(stepper.stabilisations)
+            control_dt.restart()
         control_dt.accept(stepper.t, observables(stepper))
         control_dt.watch(estimator.time_error)
         health.check(stepper)

@@ -10,7 +10,8 @@ fastest frame at t = 0):
 - the *space* companion uses 2/3 of the cells along each axis: moments and smooth
   functionals of P2 elements converge like h^4 (measured: K on ``bistable`` from 24 to
   48 cells at order 4.0-4.1), so the space error is ~ |Q_H - Q_h| / ((3/2)^4 - 1);
-  once a transient needed artificial diffusion (first order in h) ~ |Q_H - Q_h| / (1/2);
+  once a transient needed artificial diffusion (first order in h) ~ |Q_H - Q_h| / (1/2)
+  (the space companion gets its own for its mesh; the time companion the main run's);
 - the *truncation* to |z_g| <= W is estimated from the mass m in the boundary layer as
   if the tails were Gaussian: cutting a unit normal at +-W and renormalising lowers its
   variance by 2 W phi(W), while its mass in the box's layer (|z| > 0.95 W along either
@@ -109,11 +110,11 @@ class ErrorEstimator:
             self._cells = main.numerics.cells
             self.time.remesh(self._cells)
             self.space.remesh(_coarse(self._cells))
-        for comp in (self.time, self.space):  # each stabilised for its own mesh
-            if main.kappa.any():
-                comp.stabilise()
-            else:
-                comp.set_kappa(np.zeros(4))
+        self.time.set_kappa(main.kappa)  # same mesh: the same artificial diffusion
+        if main.kappa.any():             # the space companion's for its own mesh
+            self.space.stabilise()
+        else:
+            self.space.set_kappa(np.zeros(4))
         self.space.step(main.dt)
         if n % 2 == 1:
             self._pending = main.dt

@@ -37,6 +37,7 @@ _MILNE = 2.0 / 11.0
 _SHARE = 0.25    # of tol, for the time error per unit time
 _CALM = 3        # steps below 1/16 of the target before the step doubles
 _START_LEVELS = 3  # the first steps are 2^-3 of the estimated step (see the module doc)
+_MIN_LEVEL = 20    # the step never falls below dt_max / 2^20 (the estimate says the rest)
 
 
 def observables(stepper) -> np.ndarray:
@@ -94,7 +95,7 @@ class StepControl:
         lte = _MILNE * float(np.abs(s3 - (l0 * s0 + l1 * s1 + l2 * s2)).max())
         self.last_error = lte
         target = self.share * self.tol * (t3 - t2)
-        if lte > target and self.dt > 1e-12:
+        if lte > target and self.dt > self.dt_max * 2.0**-_MIN_LEVEL:
             self.dt /= 2
             self.calm = 0
             self.changes += 1
@@ -109,13 +110,18 @@ class StepControl:
             self.changes += 1
             self.history = self.history[-1:]
 
+    def restart(self) -> None:
+        """Forget the history: the operator changed (a kink no step size resolves)."""
+        self.history = self.history[-1:]
+        self.calm = 0
+
     def watch(self, time_error: float) -> None:
         """Tighten the control if the measured global time error nears ``tol``."""
         if self.fixed or time_error <= 0.75 * self.tol or time_error <= 1.5 * self.tightened_at:
             return
         self.tightened_at = time_error
         self.share /= 4
-        self.dt /= 2
+        self.dt = max(self.dt / 2, self.dt_max * 2.0**-_MIN_LEVEL)
         self.calm = 0
         self.changes += 1
         self.history = self.history[-1:]
