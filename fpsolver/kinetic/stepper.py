@@ -445,8 +445,7 @@ class KineticStepper:
         if tuple(cells) == self.numerics.cells:
             return
         dofs = (self.numerics.degree * cells[0] + 1) * (self.numerics.degree * cells[1] + 1)
-        if (dofs * self.model.n_sites > self.max_dofs or self.smesh.kind != "box"
-                or any(c > 4 * b for c, b in zip(cells, self._base_cells))):
+        if dofs * self.model.n_sites > self.max_dofs or self.smesh.kind != "box":
             if (lo / np.where(hi > 0, hi, 1.0)).min() < -STABILISE_AT:
                 self.stabilise()  # the mesh cannot follow: artificial diffusion instead
             elif not getattr(self, "_warned_resolution", False):
