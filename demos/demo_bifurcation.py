@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 
 from fpsolver import load_scenario  # noqa: E402
 from fpsolver.model import build_model  # noqa: E402
+from fpsolver.plotting import plot_stability_runs  # noqa: E402
 
 OUT = Path("out_bifurcation")
 NAME = "bistable-balance"
@@ -155,12 +156,7 @@ def plot(data: dict) -> list[Path]:
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7.5, 8),
                                   gridspec_kw={"height_ratios": [2, 1]})
     p, v, stable = b["p"], b["vbar"][:, 0], b["stable"]
-    start = 0
-    for k in range(1, len(p) + 1):  # runs of equal stability: solid or dashed
-        if k == len(p) or stable[k] != stable[start]:
-            seg = slice(start, min(k + 1, len(p)))
-            ax.plot(p[seg], v[seg], "k-" if stable[start] else "k--", lw=1.6)
-            start = k
+    plot_stability_runs(ax, p, v, stable)
     folds = [(pk, vk) for kind, pk, vk in b["special"] if kind == "fold"]
     for pk, vk in folds:
         ax.plot(pk, vk, "rs", ms=8)

@@ -32,7 +32,8 @@ import numpy as np  # noqa: E402
 
 from fpsolver.output import read_observables  # noqa: E402
 
-__all__ = ["plot_run", "plot_branch", "load_runs", "Run", "site_average", "mode1_spectrum",
+__all__ = ["plot_run", "plot_branch", "plot_stability_runs", "load_runs", "Run", "site_average",
+           "mode1_spectrum",
            "marginal_grid", "particle_fluctuations", "snapshot_times", "TIME_LABEL"]
 
 logger = logging.getLogger(__name__)
@@ -361,6 +362,16 @@ _SPECIAL = {"fold": ("o", "fold"), "hopf": ("*", "Hopf"), "fast-fold": ("s", "fa
             "fast-hopf": ("D", "fast Hopf"), "slow-real-crossing": ("^", "real crossing")}
 
 
+def plot_stability_runs(ax, p: np.ndarray, v: np.ndarray, stable: np.ndarray) -> None:
+    """Draw a branch v(p): runs of stable points solid, of unstable points dashed."""
+    start = 0
+    for k in range(1, len(p) + 1):
+        if k == len(p) or stable[k] != stable[start]:
+            seg = slice(start, min(k + 1, len(p)))
+            ax.plot(p[seg], v[seg], "k-" if stable[start] else "k--", lw=1.6)
+            start = k
+
+
 def plot_branch(out_dir: str | Path, fig_dir: str | Path | None = None) -> list[Path]:
     """The bifurcation diagram of a continuation folder (``branch.nc``)."""
     from fpsolver.steady.branch_io import read_branch
@@ -373,12 +384,7 @@ def plot_branch(out_dir: str | Path, fig_dir: str | Path | None = None) -> list[
     stable = ds["stable"].values.astype(bool)
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 7), sharex=True,
                                   gridspec_kw={"height_ratios": [2, 1]})
-    start = 0
-    for k in range(1, len(p) + 1):  # runs of equal stability: solid or dashed
-        if k == len(p) or stable[k] != stable[start]:
-            seg = slice(start, min(k + 1, len(p)))
-            ax.plot(p[seg], v[seg], "k-" if stable[start] else "k--", lw=1.6)
-            start = k
+    plot_stability_runs(ax, p, v, stable)
     for kind, pk, vk in zip(ds["special_kind"].values, ds["special_p"].values,
                             ds["special_vbar"].values):
         marker, label = _SPECIAL.get(str(kind), ("x", str(kind)))

@@ -408,19 +408,29 @@ class KineticStepper:
         """
         from mpi4py import MPI
 
-        d = self.dens
         local = np.zeros(2)
-        if len(d.sites) and d.n_owned:
-            q = d.owned(d.q)
-            b, D = d.operator.coefficients(self.params()[d.sites], self._dof_points)
+        coef = self._significant_coefficients()
+        if coef is not None:
+            b, D, big = coef
             with np.errstate(divide="ignore", invalid="ignore"):
                 pe = np.abs(b) * self._node_spacing[None] / (0.5 * D + self._kappa_at())
-            big = q > _SIGNIFICANT * q.max(axis=1, keepdims=True)
             pe = np.where(big[..., None] & np.isfinite(pe), pe, 0.0)
             local = pe.max(axis=(0, 1))
         out = np.empty(2)
         self.comm.Allreduce(local, out, op=MPI.MAX)
         return out
+
+    def _significant_coefficients(self):
+        """(bt, Dt, significant) at the owned dofs of the local sites, or None if none.
+
+        ``significant``: where a density is above 1e-8 of its peak (sites, dofs).
+        """
+        d = self.dens
+        if not (len(d.sites) and d.n_owned):
+            return None
+        q = d.owned(d.q)
+        b, D = d.operator.coefficients(self.params()[d.sites], self._dof_points)
+        return b, D, q > _SIGNIFICANT * q.max(axis=1, keepdims=True)
 
     def _check_resolution(self) -> None:
         """Refine as soon as a density oscillates (then not again for CHECK_EVERY steps).
@@ -482,10 +492,9 @@ class KineticStepper:
 
         d = self.dens
         need = np.zeros((max(d.n_owned, 1), 2))
-        if len(d.sites) and d.n_owned:
-            q = d.owned(d.q)
-            b, D = d.operator.coefficients(self.params()[d.sites], self._dof_points)
-            big = q > _SIGNIFICANT * q.max(axis=1, keepdims=True)
+        coef = self._significant_coefficients()
+        if coef is not None:
+            b, D, big = coef
             with np.errstate(invalid="ignore"):
                 k = np.abs(b) * self._node_spacing[None] / PECLET_MAX - 0.5 * D
             k = np.where(big[..., None] & np.isfinite(k), k, 0.0)
