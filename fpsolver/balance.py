@@ -37,7 +37,7 @@ import numpy as np
 from fpsolver.errors import BalanceError
 from fpsolver.model import Model
 
-__all__ = ["BalanceConstraint", "BalanceInfo", "SINGULAR_COND"]
+__all__ = ["BalanceConstraint", "BalanceInfo", "SINGULAR_COND", "coupling_jacobian"]
 
 Expect = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 _RANK_TOL = 1e-9  # relative singular value below which a kernel direction is dropped
@@ -50,6 +50,12 @@ class BalanceInfo:
 
     iterations: int
     residual: float
+
+
+def coupling_jacobian(W: np.ndarray, gp: np.ndarray) -> np.ndarray:
+    """dPhi/dvbar = W[a, b, j, k] gp[a, b, k], shape ``(2 sites, 2 sites)`` (population, site)."""
+    B = W.shape[2]
+    return (W * gp[:, :, None, :]).transpose(0, 2, 1, 3).reshape(2 * B, 2 * B)
 
 
 def _range_basis(model: Model) -> np.ndarray:
@@ -92,8 +98,7 @@ class BalanceConstraint:
 
     def jacobian(self, gp: np.ndarray) -> np.ndarray:
         """dPhi/dvbar, shape ``(2 sites, 2 sites)``, ordered ``(population, site)``."""
-        B = self.model.n_sites
-        return (self.W * gp[:, :, None, :]).transpose(0, 2, 1, 3).reshape(2 * B, 2 * B)
+        return coupling_jacobian(self.W, gp)
 
     def reduced_jacobian(self, gp: np.ndarray) -> np.ndarray:
         """Newton's matrix U^T DPhi U, shape (rank, rank).

@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="start from the stationary state of `fpsolver steady SCENARIO --out "
                    "DIR` (the same scenario; read only): Newton on the spectrum's wider box "
                    "starts from its densities instead of the Gaussian closure")
+    p.add_argument("--no-fourier", dest="fourier", action="store_false",
+                   help="solve the whole operator even for a homogeneous state on a ring or "
+                   "torus (default there: one spatial Fourier mode at a time; for checking)")
 
     p = sub.add_parser("continue", help="a branch of stationary states as a parameter "
                        "moves (folds, Hopf points, stability)")
@@ -386,7 +389,8 @@ def _cmd_spectrum(args) -> int:
                 start = run_shared(comm, read_steady_folder, args.steady, scenario)
             model, state, spec, report = run_spectrum(
                 scenario, comm=comm, count=args.count, target=args.target,
-                vectors=args.vectors and args.out is not None, start=start)
+                vectors=args.vectors and args.out is not None, start=start,
+                fourier=args.fourier)
             vectors = None
             if args.vectors and args.out is not None:
                 from fpsolver.steady.run import eigenfunction_dataset
@@ -409,11 +413,16 @@ def _spectrum_text(report: dict) -> str:
              "scale of the kinetic limit (`fpsolver stability` is about the fast "
              "sqrt(n) scale)",
              f"{'#':>3} {'Re lambda':>14} {'Im lambda':>14} {'residual':>10} "
-             f"{'error est.':>10}"]
-    for k, ((re, im), r, e) in enumerate(zip(report["eigenvalues"], report["residuals"],
-                                             report["error_estimates"])):
+             f"{'error est.':>10}" + ("  mode k" if report["modes"] is not None else "")]
+    modes = report["modes"] or [None] * len(report["eigenvalues"])
+    for k, ((re, im), r, e, mode) in enumerate(zip(report["eigenvalues"], report["residuals"],
+                                                   report["error_estimates"], modes)):
         flag = "  (not resolved)" if k in report["unresolved"] else ""
-        lines.append(f"{k:3d} {re:14.8f} {im:14.8f} {r:10.1e} {e:10.1e}{flag}")
+        where = "" if mode is None else "  " + ", ".join(map(str, mode))
+        lines.append(f"{k:3d} {re:14.8f} {im:14.8f} {r:10.1e} {e:10.1e}{where}{flag}")
+    if report["modes"] is not None:
+        lines.append("mode k: the eigenfunction is e^{i k.x} times one site's perturbation "
+                     "(solved one spatial Fourier mode at a time)")
     lines.append(f"neutral directions ({report['neutral']})")
     return "\n".join(lines)
 

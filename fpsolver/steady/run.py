@@ -299,12 +299,15 @@ def run_steady(scenario, *, comm=None, model=None, spectrum: int | None = None,
 
 
 def run_spectrum(scenario, *, comm=None, count: int = 10, target: float | None = None,
-                 vectors: bool = False, start: StoredSteady | None = None):
+                 vectors: bool = False, start: StoredSteady | None = None,
+                 fourier: bool = True):
     """Stationary state and leading eigenvalues; returns (model, state, spectrum, report).
 
     ``report`` is the JSON-ready summary: eigenvalues (real, imag), their residuals and
-    error estimates, the verdict, the time scale and the stationary means. ``start``: a
-    stored stationary state (``--steady DIR``) to start Newton from, on this box.
+    error estimates, the verdict, the time scale, the stationary means and, on the
+    Fourier route, each eigenvalue's wavenumber (``modes``; None on the full route).
+    ``start``: a stored stationary state (``--steady DIR``) to start Newton from, on this
+    box. ``fourier=False``: the whole operator even where the Fourier route applies.
 
     Error estimate: the same computation on a mesh with 2/3 of the cells per axis; each
     eigenvalue's estimate is its distance to the nearest coarse one (P2 eigenvalues
@@ -323,12 +326,12 @@ def run_spectrum(scenario, *, comm=None, count: int = 10, target: float | None =
     comm = comm or MPI.COMM_WORLD
     model, state = run_steady(scenario, comm=comm, spectrum=count, start=start)
     spec = compute_spectrum(model, state, count=count, target=target, comm=comm,
-                            vectors=vectors)
+                            vectors=vectors, fourier=fourier)
     coarse_num = _numerics(model, count)
     coarse_num.cells = tuple(max(4, int(round(c * 2 / 3))) for c in state.info["cells"])
     coarse_state = solve_steady(model, numerics=coarse_num, comm=comm, refine=False)
     coarse = compute_spectrum(model, coarse_state, count=count + 4, target=spec.target,
-                              comm=comm).eigenvalues
+                              comm=comm, fourier=fourier).eigenvalues
     est = np.array([np.abs(coarse - lam).min() if len(coarse) else np.inf
                     for lam in spec.eigenvalues])
     loose = [k for k, (lam, e) in enumerate(zip(spec.eigenvalues, est))
@@ -342,6 +345,7 @@ def run_spectrum(scenario, *, comm=None, count: int = 10, target: float | None =
         "scenario": scenario.name, **verdict(spec.eigenvalues),
         "eigenvalues": [[float(z.real), float(z.imag)] for z in spec.eigenvalues],
         "residuals": [float(r) for r in spec.residuals],
+        "modes": None if spec.modes is None else spec.modes.tolist(),
         "error_estimates": [float(e) for e in est],
         "unresolved": loose,
         "target": spec.target,

@@ -26,7 +26,10 @@ k_e + k_i >= 2.
 The eigenproblem L v = lambda Mb v (Mb = diag(M, ..., M, I)) is solved by SLEPc's
 Krylov-Schur on the shift-and-invert operator (L - sigma Mb)^{-1} Mb: per site a sparse
 LU (MUMPS) of A_x - sigma M (site-local, in parallel over the ranks' sites) and a Woodbury
-correction for the low-rank part (a dense system of 7 sites + free dimension).
+correction for the low-rank part (a dense system of 7 sites + free dimension). On a ring or
+torus whose stationary state is the same at every site, the operator commutes with the
+lattice translations and is solved one spatial Fourier mode at a time, each of one site's
+size (:mod:`fpsolver.steady.fourier`).
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpsolver.balance import BalanceConstraint
+from fpsolver.balance import BalanceConstraint, coupling_jacobian
 from fpsolver.steady.newton import _complement, _gather
 from fpsolver.steady.site import params
 
-__all__ = ["Spectrum", "compute_spectrum", "verdict"]
+__all__ = ["Coupling", "LinearisedOperator", "LinearisedSites", "Spectrum", "compute_spectrum",
+           "deflation", "eigenpairs", "verdict"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +64,11 @@ class Spectrum:
         residuals: relative residual ||L v - lambda Mb v|| / ||v|| of each pair.
         vectors: {site: (k, dofs) complex} densities of the eigenfunctions on this rank's
             sites (in the frames of the stationary state), or None.
-        info: sizes and wall time.
+        dvbar: (k, sites, 2) complex mean perturbations of the eigenfunctions, or None.
+        info: the route ("fourier" or "full"), sizes and wall time.
+        modes: (k, dim) integer wavenumbers of the eigenfunctions (e^{i k.x} times a
+            site's perturbation; dim 1 on a ring, 2 on a torus) on the Fourier route,
+            else None.
     """
 
     eigenvalues: np.ndarray
@@ -69,6 +77,7 @@ class Spectrum:
     vectors: dict | None
     dvbar: np.ndarray | None
     info: dict
+    modes: np.ndarray | None = None
 
 
 def verdict(eigenvalues: np.ndarray, tol: float = 1e-8) -> dict:
@@ -85,14 +94,41 @@ def verdict(eigenvalues: np.ndarray, tol: float = 1e-8) -> dict:
             "time_scale": "slow (O(1) time of the kinetic limit)"}
 
 
-class _LinearisedSites:
-    """Site-local pieces of the linearised operator for this rank's sites."""
+@dataclass
+class Coupling:
+    """The coupling between sites and the range of the balance constraint.
 
-    def __init__(self, state, sigma: float, mu: float):
+    W[a, b, j, k] (:meth:`~fpsolver.model.Model.coupling`), an orthonormal basis U of the
+    range of the balanced input and U_f of its complement (rows (population, site)).
+    """
+
+    W: np.ndarray
+    U: np.ndarray
+    Uf: np.ndarray
+
+    @classmethod
+    def of_model(cls, model) -> "Coupling":
+        """The model's coupling (:class:`~fpsolver.balance.BalanceConstraint`)."""
+        constraint = BalanceConstraint(model)
+        return cls(constraint.W, constraint.U, _complement(constraint.U))
+
+
+def deflation(state) -> float:
+    """mu: the neutral directions go to -mu (DEFLATE times the rate scale)."""
+    return DEFLATE * max(1.0, float(np.abs(state.m).max()))
+
+
+class LinearisedSites:
+    """Site-local pieces of the linearised operator for this rank's sites.
+
+    ``sp``: the :class:`~fpsolver.steady.site.SiteSpace`; ``sites``: the sites' indices;
+    ``states``: their (q, vbar, m, ell); ``sigma``: the shift; ``mu``: the deflation.
+    """
+
+    def __init__(self, sp, sites, states, sigma: float, mu: float):
         from fpsolver.steady.lu import SparseLU
 
-        sp = state.space
-        self.n = sp.n
+        self.n, self.sites = sp.n, np.asarray(sites)
         X = sp.V.tabulate_dof_coordinates()[:, :2]
         Z = np.column_stack([np.ones(len(X)), X[:, 0], X[:, 1]])
         C = np.column_stack([sp.mass, sp.mean])
@@ -102,53 +138,62 @@ class _LinearisedSites:
         self.lu, self.cols, self.Psi, self.dF, self.gp = [], [], [], [], []
         self.deflate = deflate
         self.A = []
-        for s in state.sites:
-            q = state.q[int(s)]
-            P = params(state.vbar[s], state.m[s], state.ell[s])
+        for q, vbar, m, ell in states:
+            P = params(vbar, m, ell)
             A = sp.matrix(P)
             Bq = np.column_stack([B @ q for B in sp.d_mean_drift(P)])
             Dq = np.column_stack([D @ q for D in sp.d_vbar(P)])
-            g4, gp4 = sp.gain_functionals(state.vbar[s], state.ell[s])
-            f, dF = sp.drift(state.vbar[s], state.ell[s])
+            g4, gp4 = sp.gain_functionals(vbar, ell)
+            f, dF = sp.drift(vbar, ell)
             self.A.append(A)
             self.lu.append(SparseLU(A - sigma * sp.M))
             self.cols.append(np.column_stack([Bq, Dq, C]))            # (n, 7)
             self.Psi.append(np.vstack([g4, C.T, f.T]))                # (9, n)
             self.dF.append(np.einsum("ngc,n->gc", dF, q))            # <DF> (2, 2)
             self.gp.append(gp4 @ q)
+        # Psi Abar^{-1} Ucal per site: the sites' blocks of the Woodbury matrix
+        self.blocks = [Psi @ lu.solve(cols) for Psi, lu, cols in
+                       zip(self.Psi, self.lu, self.cols)]
+
+    @classmethod
+    def of_state(cls, state, sigma: float, mu: float) -> "LinearisedSites":
+        """The pieces of this rank's sites of a stationary state."""
+        return cls(state.space, state.sites,
+                   [(state.q[int(s)], state.vbar[s], state.m[s], state.ell[s])
+                    for s in state.sites], sigma, mu)
 
     def apply_L(self, j: int, dq: np.ndarray, coef: np.ndarray) -> np.ndarray:
         """(L v)_x for local site j from its density and its coefficients (7,)."""
         return self.A[j] @ dq + self.cols[j] @ coef
 
+    def destroy(self) -> None:
+        """Free the LU factors."""
+        for lu in self.lu:
+            lu.destroy()
+
 
 class LinearisedOperator:
-    """The linearised kinetic operator, its mass and its shifted inverse (see module doc)."""
+    """The linearised kinetic operator, its mass and its shifted inverse (see module doc).
 
-    def __init__(self, model, state, sigma: float, comm, mu: float | None = None):
-        self.model, self.state, self.comm, self.sigma = model, state, comm, sigma
-        S = model.n_sites
+    ``loc``: this rank's site pieces; ``coupling``: W, U, U_f over all S sites.
+    """
+
+    def __init__(self, loc: LinearisedSites, coupling: Coupling, sigma: float, comm):
+        self.comm, self.sigma, self.loc, self.sites = comm, sigma, loc, loc.sites
+        self.W, self.U, self.Uf = coupling.W, coupling.U, coupling.Uf
+        S = self.W.shape[2]
         self.S = S
-        constraint = BalanceConstraint(model)
-        self.U, self.Uf = constraint.U, _complement(constraint.U)
         self.nxi = self.Uf.shape[1]
-        self.W = constraint.W
-        rate = max(1.0, float(np.abs(state.m).max()))
-        self.mu = mu if mu is not None else DEFLATE * rate
-        self.loc = _LinearisedSites(state, sigma, self.mu)
-        self.sites = state.sites
         dF = _gather(comm, self.sites, self.loc.dF, (2, 2), S)
         gp = _gather(comm, self.sites, self.loc.gp, (4,), S)
         self.dF = dF
-        H = constraint.jacobian(gp.T.reshape(2, 2, S))
+        H = coupling_jacobian(self.W, gp.T.reshape(2, 2, S))
         self.H = H
         Hr = self.U.T @ H @ self.U
         self.Hr_inv = np.linalg.inv(Hr)
         self.K = self._coefficient_map()
         # Q = Psi Abar^{-1} Ucal: per-site blocks and the free rows
-        blocks = [self.loc.Psi[j] @ self.loc.lu[j].solve(self.loc.cols[j])
-                  for j in range(len(self.sites))]
-        P = _gather(comm, self.sites, blocks, (_SMALL, _COEF), S)
+        P = _gather(comm, self.sites, self.loc.blocks, (_SMALL, _COEF), S)
         Q = np.zeros((_SMALL * S + self.nxi, _COEF * S))
         for k in range(S):
             Q[_SMALL * k:_SMALL * (k + 1), _COEF * k:_COEF * (k + 1)] = P[k]
@@ -260,32 +305,16 @@ class _ShellOP:
         y.array[:] = self.op.shift_invert(self.op.mass(x.array_r.copy()))
 
 
-def compute_spectrum(model, state, *, count: int = 10, target: float | None = None,
-                     comm=None, vectors: bool = False, tol: float = 1e-12) -> Spectrum:
-    """The ``count`` eigenvalues of the linearised kinetic limit nearest ``target``.
+def eigenpairs(op, comm, count: int, target: float, tol: float):
+    """SLEPc Krylov-Schur on the shell (L - sigma Mb)^{-1} Mb of ``op``: the converged pairs.
 
-    Args:
-        model: the model.
-        state: its stationary state (:func:`~fpsolver.steady.solve_steady`).
-        count: eigenvalues wanted.
-        target: the shift sigma (default: a small positive number, so the rightmost
-            eigenvalues are the nearest; it must not be an eigenvalue of a site's operator).
-        comm: communicator of the state.
-        vectors: keep the eigenfunctions (densities per site, and dvbar).
-        tol: SLEPc's relative tolerance.
+    Returns (lambdas, relative residuals, this rank's part of each eigenvector (complex)).
     """
-    from mpi4py import MPI
     from petsc4py import PETSc
     from slepc4py import SLEPc
 
-    comm = comm or MPI.COMM_WORLD
-    start = time.perf_counter()
-    if target is None:
-        target = 1e-3 * max(1.0, float(np.abs(state.m).max()))
-    op = LinearisedOperator(model, state, float(target), comm)
     n_local = op.local_size
     n_global = comm.allreduce(n_local)
-    count = max(1, min(count, n_global - 3 * model.n_sites - 2))
     A = PETSc.Mat().createPython([(n_local, n_global), (n_local, n_global)], _ShellOP(op),
                                  comm=comm)
     A.setUp()
@@ -297,10 +326,9 @@ def compute_spectrum(model, state, *, count: int = 10, target: float | None = No
     eps.setDimensions(nev=count, ncv=min(max(2 * count + 10, 30), n_global))
     eps.setTolerances(tol=tol, max_it=1000)
     eps.solve()
-    nconv = eps.getConverged()
     vr, vi = A.createVecs()
-    lams, res, vecs, dvbars = [], [], [], []
-    for i in range(nconv):
+    lams, res, vecs = [], [], []
+    for i in range(eps.getConverged()):
         theta = eps.getEigenpair(i, vr, vi)
         lam = target + 1.0 / theta
         x = vr.array_r + 1j * vi.array_r
@@ -310,22 +338,71 @@ def compute_spectrum(model, state, *, count: int = 10, target: float | None = No
         den = comm.allreduce(float(np.sum(np.abs(Mx) ** 2)))
         lams.append(lam)
         res.append(np.sqrt(num / max(den, 1e-300)) / max(1.0, abs(lam)))
-        if vectors:
-            vecs.append(x)
-            dvbars.append(op.dvbar(x.real) + 1j * op.dvbar(x.imag))
-    order = np.argsort(-np.real(lams), kind="stable")
-    lams = np.array(lams)[order]
-    res = np.array(res)[order]
-    vec_out = None
+        vecs.append(x)
+    for obj in (eps, A, vr, vi):
+        obj.destroy()
+    return np.array(lams, complex), np.array(res), vecs
+
+
+def compute_spectrum(model, state, *, count: int = 10, target: float | None = None,
+                     comm=None, vectors: bool = False, tol: float = 1e-12,
+                     fourier: bool = True) -> Spectrum:
+    """The ``count`` eigenvalues of the linearised kinetic limit nearest ``target``.
+
+    A homogeneous state on a ring or torus with a translation-invariant kernel is solved
+    mode by mode (:mod:`fpsolver.steady.fourier`, ``info["route"] = "fourier"``, the
+    wavenumbers in ``Spectrum.modes``); any other state on the whole operator ("full").
+
+    Args:
+        model: the model.
+        state: its stationary state (:func:`~fpsolver.steady.solve_steady`).
+        count: eigenvalues wanted.
+        target: the shift sigma (default: a small positive number, so the rightmost
+            eigenvalues are the nearest; it must not be an eigenvalue of a site's operator).
+        comm: communicator of the state.
+        vectors: keep the eigenfunctions (densities per site, and dvbar).
+        tol: SLEPc's relative tolerance.
+        fourier: take the Fourier route when the state allows it (False: always full).
+    """
+    from mpi4py import MPI
+
+    from fpsolver.steady.fourier import fourier_modes, fourier_spectrum
+
+    comm = comm or MPI.COMM_WORLD
+    start = time.perf_counter()
+    if target is None:
+        target = 1e-3 * max(1.0, float(np.abs(state.m).max()))
+    target, mu = float(target), deflation(state)
+    coupling = Coupling.of_model(model)
+    S, nxi = model.n_sites, coupling.Uf.shape[1]
+    count = max(1, min(count, S * state.space.n + nxi - 3 * S - 2))
+    modes = fourier_modes(model, state, coupling, comm) if fourier else None
+    if not fourier and comm.rank == 0:
+        logger.info("spectrum: the full operator (the Fourier route is switched off)")
+    if modes is not None:
+        spec = fourier_spectrum(modes, state, count, target, mu, comm, vectors, tol)
+    else:
+        spec = _full_spectrum(state, coupling, count, target, mu, comm, vectors, tol)
+    spec.info.update({"wall_time": time.perf_counter() - start, "deflation": mu,
+                      "free_dimension": int(nxi)})
+    return spec
+
+
+def _full_spectrum(state, coupling, count, target, mu, comm, vectors, tol) -> Spectrum:
+    """The spectrum of the whole operator (all sites, distributed as the state)."""
+    loc = LinearisedSites.of_state(state, target, mu)
+    op = LinearisedOperator(loc, coupling, target, comm)
+    lams, res, vecs = eigenpairs(op, comm, count, target, tol)
+    order = np.argsort(-lams.real, kind="stable")[:count]
+    vec_out = dvbars = None
     if vectors:
-        n = op.loc.n
-        vec_out = {int(s): np.array([vecs[i][j * n:(j + 1) * n] for i in order[:count]])
+        n = loc.n
+        vec_out = {int(s): np.array([vecs[i][j * n:(j + 1) * n] for i in order])
                    for j, s in enumerate(op.sites)}
-        dvbars = np.array(dvbars)[order]
-    eps.destroy()
-    A.destroy()
-    info = {"wall_time": time.perf_counter() - start, "converged": int(nconv),
-            "unknowns": int(n_global), "deflation": op.mu,
-            "free_dimension": int(op.nxi)}
-    return Spectrum(eigenvalues=lams[:count], target=float(target), residuals=res[:count],
-                    vectors=vec_out, dvbar=dvbars[:count] if vectors else None, info=info)
+        dvbars = np.array([op.dvbar(vecs[i].real) + 1j * op.dvbar(vecs[i].imag)
+                           for i in order])
+    loc.destroy()
+    info = {"route": "full", "converged": len(lams),
+            "unknowns": int(comm.allreduce(op.local_size))}
+    return Spectrum(eigenvalues=lams[order], target=target, residuals=res[order],
+                    vectors=vec_out, dvbar=dvbars, info=info)
