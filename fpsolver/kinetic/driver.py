@@ -229,6 +229,8 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
         if len(stepper.stabilisations) != kappa_changes:  # kappa changed the operator
             kappa_changes = len(stepper.stabilisations)
             control_dt.restart()
+        # artificial diffusion on: the time error need not go below its space error
+        control_dt.floor = estimator.space_error() if stepper.kappa.any() else 0.0
         control_dt.accept(stepper.t, observables(stepper))
         control_dt.watch(estimator.time_error)
         health.check(stepper)

@@ -156,6 +156,11 @@ class ErrorEstimator:
                 "K_truncation": trunc, "vbar_time": parts["time"][1],
                 "vbar_space": parts["space"][1]}
 
+    def space_error(self) -> float:
+        """The space part of the estimate now (K or vbar, the larger)."""
+        return max(self._part(self._stats(self.space), self._main_stats(),
+                              self.space_factor()))
+
     def space_factor(self) -> float:
         """Richardson divisor of the space companion: h^4, or h^1 once stabilised.
 
