@@ -55,6 +55,7 @@ BOUNDARY_LAYER = 0.05  # outer fraction of the half width counted as the boundar
 PECLET_MAX = 2.0       # cell Peclet number (node spacing) above which the mesh is refined
 OSCILLATION = 1e-7     # min/peak below -this shows Galerkin oscillations
 CHECK_EVERY = 5        # steps between resolution checks
+LANCZOS_DOFS = 50_000  # larger meshes take the stiffness table (see _stiffness)
 MAX_DOFS = 1_000_000   # refinement limit, dofs summed over the sites (~0.2 s a step)
 KAPPA_MARGIN = 1.25    # artificial diffusion set this much above the need ...
 KAPPA_LAG = 0.5        # ... and lowered once the need falls below this share of it
@@ -150,14 +151,16 @@ class KineticStepper:
     def _stiffness(self, h_min: float) -> float:
         """lambda_max(K, M) of the 2-d Laplacian K over (pi p / h_min)^2 (collective).
 
-        Computed on serial groups (Lanczos, ~0.1 s at 10^4 dofs); a site split over ranks
-        takes the value measured on the box meshes (:data:`STIFFNESS`), with a margin.
+        Computed on serial groups up to :data:`LANCZOS_DOFS` (Lanczos, ~0.1 s at 10^4
+        dofs); a site split over ranks or a larger mesh (a refinement: its shift-invert
+        factors of M would cost GBs) takes the value measured on the box meshes
+        (:data:`STIFFNESS`), with a margin.
         """
         from mpi4py import MPI
 
         op, p = self.dens.operator, self.numerics.degree
         ratio = 0.0
-        if op.serial:
+        if op.serial and op.M_csr.shape[0] <= LANCZOS_DOFS:
             from scipy.sparse.linalg import eigsh
 
             from fpsolver.kinetic.operator import _csr
@@ -455,18 +458,39 @@ class KineticStepper:
         if tuple(cells) == self.numerics.cells:
             return
         dofs = (self.numerics.degree * cells[0] + 1) * (self.numerics.degree * cells[1] + 1)
-        if dofs * self.model.n_sites > self.max_dofs or self.smesh.kind != "box":
+        if (dofs * self.model.n_sites > self.max_dofs or self.smesh.kind != "box"
+                or not self._memory_allows(dofs)):
             if (lo / np.where(hi > 0, hi, 1.0)).min() < -STABILISE_AT:
                 self.stabilise()  # the mesh cannot follow: artificial diffusion instead
             elif not getattr(self, "_warned_resolution", False):
                 self._warned_resolution = True
                 logger.info("kinetic: cell Peclet number %.3g > %g at step %d (t = %g) and "
-                            "the mesh cannot be refined further: small undershoots (below "
-                            "%g of the peak) are left to the step; larger ones get "
+                            "the mesh cannot be refined further (dof budget or memory): "
+                            "small undershoots (below %g of the peak) are left to the "
+                            "step; larger ones get "
                             "artificial diffusion", pe.max(), PECLET_MAX, self.step_index,
                             self.t, STABILISE_AT)
             return
         self.remesh(tuple(cells))
+
+    def _memory_allows(self, dofs: int) -> bool:
+        """Whether the machine has the memory to refine to ``dofs`` per site (collective).
+
+        All the run holds scales with the dofs (densities, matrices, factors, the error
+        estimator's companions), and during the transfer old and new live together: the
+        refinement needs about resident x new / old dofs more, summed over the ranks,
+        and is refused beyond half the memory available (bistable with 3x narrower
+        wells: 4.7 GB at 192^2 cells, > 16 GB on the way to 384^2).
+        """
+        from mpi4py import MPI
+
+        from fpsolver.preflight import available_memory, resident_memory
+
+        nx, ny = self.numerics.cells
+        old = (self.numerics.degree * nx + 1) * (self.numerics.degree * ny + 1)
+        need = self.comm.allreduce(resident_memory() * dofs / old, op=MPI.SUM)
+        free = self.comm.allreduce(available_memory(), op=MPI.MIN)
+        return need <= 0.5 * free
 
     # -- stabilisation ----------------------------------------------------------------
     @property
