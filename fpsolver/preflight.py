@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 from fpsolver.errors import PreflightError
 
-__all__ = ["Estimate", "PreflightError", "estimate", "preflight", "available_memory",
-           "resident_memory"]
+__all__ = ["Estimate", "PreflightError", "estimate", "preflight", "available_memory"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +79,6 @@ def available_memory() -> float:
         return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return math.inf
-
-
-def resident_memory() -> float:
-    """Bytes of memory this process holds now (resident set), or 0 if unknown."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return float(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return 0.0
 
 
 def _records(scenario) -> int:

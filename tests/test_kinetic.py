@@ -162,6 +162,19 @@ def test_refinement_moves_densities_exactly():
     st.step()  # and it steps on
 
 
+def test_refinement_asks_for_the_memory(monkeypatch):
+    """A refinement needs ~30 kB per dof: refused when that passes half the free memory."""
+    import fpsolver.preflight
+
+    st = KineticStepper(build_model(load_scenario("bistable", ["kinetic.cells=16"])),
+                        MPI.COMM_SELF)
+    dofs = 385**2  # 192^2 P2 cells: 4.4 GB
+    monkeypatch.setattr(fpsolver.preflight, "available_memory", lambda: 20e9)
+    assert st._memory_allows(dofs)
+    monkeypatch.setattr(fpsolver.preflight, "available_memory", lambda: 8e9)
+    assert not st._memory_allows(dofs)
+
+
 def test_positivity_loss_stops_with_the_cause():
     """A density with a negative lobe below -1e-3 x peak stops the run, naming the cause.
 

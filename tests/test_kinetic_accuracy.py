@@ -122,7 +122,7 @@ def test_bistable_well_widths_marginals(name):
 
     KS distance within the sampling bound, moments as above. Narrower wells: drifts
     u^3 / w^2 up to ~100 across the initial density (cell Peclet 33 on 192^2 cells), so
-    the mesh refines to what the dof budget and the memory allow (192^2 with 16 GB here;
+    the mesh refines to what the dof budget and the memory allow (192^2 with >= 9 GB free;
     docs/numerics.md); wider wells refine along y_i to 96 x 384.
     """
     ref = json.loads(KINETIC_REFERENCE.read_text())["cases"][name]

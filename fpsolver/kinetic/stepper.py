@@ -56,6 +56,8 @@ PECLET_MAX = 2.0       # cell Peclet number (node spacing) above which the mesh 
 OSCILLATION = 1e-7     # min/peak below -this shows Galerkin oscillations
 CHECK_EVERY = 5        # steps between resolution checks
 LANCZOS_DOFS = 50_000  # larger meshes take the stiffness table (see _stiffness)
+MESH_DOF_BYTES = 30_000  # per dof of a refined mesh, companions included (_memory_allows)
+SITE_DOF_BYTES = 500     # per dof and site: density, history, work vectors
 MAX_DOFS = 1_000_000   # refinement limit, dofs summed over the sites (~0.2 s a step)
 KAPPA_MARGIN = 1.25    # artificial diffusion set this much above the need ...
 KAPPA_LAG = 0.5        # ... and lowered once the need falls below this share of it
@@ -476,19 +478,19 @@ class KineticStepper:
     def _memory_allows(self, dofs: int) -> bool:
         """Whether the machine has the memory to refine to ``dofs`` per site (collective).
 
-        All the run holds scales with the dofs (densities, matrices, factors, the error
-        estimator's companions), and during the transfer old and new live together: the
-        refinement needs about resident x new / old dofs more, summed over the ranks,
-        and is refused beyond half the memory available (bistable with 3x narrower
-        wells: 4.7 GB at 192^2 cells, > 16 GB on the way to 384^2).
+        A refined mesh costs about :data:`MESH_DOF_BYTES` per dof (matrices, factors and
+        quadrature tables of the run and of the error estimator's two companions:
+        measured 4.7 GB at 192^2 P2 cells, one site) plus the sites' vectors; the sum
+        over the ranks must stay below half of the memory available (bistable with 3x
+        narrower wells passed 16 GB on the way to 384^2 cells without this limit).
         """
         from mpi4py import MPI
 
-        from fpsolver.preflight import available_memory, resident_memory
+        from fpsolver.preflight import available_memory
 
-        nx, ny = self.numerics.cells
-        old = (self.numerics.degree * nx + 1) * (self.numerics.degree * ny + 1)
-        need = self.comm.allreduce(resident_memory() * dofs / old, op=MPI.SUM)
+        sites = len(self.dens.sites)
+        need = dofs * (MESH_DOF_BYTES + SITE_DOF_BYTES * sites)
+        need = self.comm.allreduce(float(need), op=MPI.SUM)
         free = self.comm.allreduce(available_memory(), op=MPI.MIN)
         return need <= 0.5 * free
 
