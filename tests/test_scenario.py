@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from fpsolver.errors import ScenarioError
 from fpsolver.scenario import load_scenario, scenario_from_dict, scenario_names, to_toml
 
-SHIPPED = ["bistable", "bistable-balance", "linear", "ring-bump", "ring-oscillation", "tanh"]
+SHIPPED = ["bistable", "bistable-balance", "linear", "ring-bump", "ring-oscillation", "sheet",
+           "tanh"]
 
 
 def test_shipped_scenarios_load_and_round_trip():
