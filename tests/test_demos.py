@@ -24,7 +24,7 @@ def _demo(name):
 
 
 @pytest.mark.parametrize("name", ["demo_paper_figures", "demo_density_evolution",
-                                  "demo_spatial", "demo_bifurcation"])
+                                  "demo_spatial", "demo_bifurcation", "demo_sheet"])
 def test_demo_is_a_literate_script_with_a_quick_mode(name):
     text = (DEMOS / f"{name}.py").read_text()
     assert "format_name: light" in text and "def main(quick: bool" in text
@@ -131,10 +131,32 @@ def _check_bifurcation(data, tmp_path):
         assert s["eigenvalues"].real.max() < 0 and s["residuals"].max() < 1e-6
 
 
+def _check_sheet(data, tmp_path):
+    gif = tmp_path / "out_sheet" / "sheet.gif"
+    if gif.exists():  # pillow: an animation, one frame per snapshot
+        from PIL import Image
+        with Image.open(gif) as im:
+            assert im.n_frames == len(data["times"]) > 5
+    assert all((tmp_path / p).stat().st_size > 10_000 for p in data["figures"])
+    np.testing.assert_allclose(data["mass"], 1, atol=5e-3)  # densities integrate to 1
+    assert data["estimate"]["within_tol"], data["estimate"]
+    side, v = data["side"], data["vbar"][-1, :, 0]
+    # a stripe: vbar_e follows the input along x_1 and is constant along x_2
+    assert np.corrcoef(v, data["input_e"])[0, 1] > 0.9
+    img = v.reshape(side, side)
+    assert np.ptp(img, axis=1).max() < 1e-5 * np.ptp(img[:, 0])
+    # the marked sites start from one Gaussian and relax to different densities
+    y, p = data["grid"], data["marginal_e"]  # (snapshot, marked site, grid)
+    var = np.trapezoid(y**2 * p, y, axis=-1) / np.trapezoid(p, y, axis=-1)
+    np.testing.assert_allclose(var[0], 0.5, rtol=1e-3)
+    assert (var[-1] < 0.6 * var[0]).all() and np.ptp(var[-1]) > 0.01 * var[-1].mean()
+
+
 CHECKS = {"demo_paper_figures": _check_paper_figures,
           "demo_density_evolution": _check_density_evolution,
           "demo_spatial": _check_spatial,
-          "demo_bifurcation": _check_bifurcation}
+          "demo_bifurcation": _check_bifurcation,
+          "demo_sheet": _check_sheet}
 
 
 def _run_as_a_user(name: str, tmp_path: Path, ranks: int) -> dict:
@@ -166,5 +188,5 @@ def test_demo_quick_run(name, ranks, tmp_path):
     """
     data = _run_as_a_user(name, tmp_path, ranks)
     CHECKS[name](data, tmp_path)
-    if name == "demo_spatial":
+    if name in ("demo_spatial", "demo_sheet"):
         assert data["ranks"] == ranks
