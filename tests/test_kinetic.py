@@ -162,6 +162,19 @@ def test_refinement_moves_densities_exactly():
     st.step()  # and it steps on
 
 
+def test_a_snapshot_at_a_record_time_up_to_rounding_is_one_event():
+    """Snapshot 0.3 and record time 0.1 * 3 differ in the last bit: one record.
+
+    (Two events recorded the time twice and the outputs failed: 21 times, 24 records.)
+    """
+    from fpsolver.kinetic.driver import _Events
+    from fpsolver.timegrid import record_times
+
+    t_rec = record_times(1.0, 0.1)
+    events = _Events(t_rec, [0.3, 0.7, 0.33], 0.0)
+    assert len(events.times) == len(t_rec) + 1  # only 0.33 is new
+
+
 def test_refinement_asks_for_the_memory(monkeypatch):
     """A refinement needs ~30 kB per dof: refused when that passes half the free memory."""
     import fpsolver.preflight

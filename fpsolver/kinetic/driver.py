@@ -51,7 +51,10 @@ class _Events:
 
     def __init__(self, t_rec, snaps, t0: float):
         self.t_rec = list(t_rec)
-        self.times = sorted(set(float(t) for t in list(t_rec) + list(snaps)))
+        self.times = []  # one event per time: a snapshot 0.1 * 3 is the record time 0.3
+        for t in sorted(float(t) for t in list(t_rec) + list(snaps)):
+            if not self.times or t - self.times[-1] > self._eps(t):
+                self.times.append(t)
         self.snaps = set(float(t) for t in snaps)
         self.ahead = [t for t in self.times if t > t0 + self._eps(t)]
 
