@@ -42,6 +42,7 @@ __all__ = ["PolynomialOperator", "FormOperator", "build_operator", "PARAMS",
            "shifted"]
 
 PARAMS = 8  # vbar (2), <F> (2), ell (2), elld (2)
+_BLOCK_BYTES = 8 << 20  # work block of the explicit products: a few sites at a time
 
 
 def shifted(c: np.ndarray, vbar: np.ndarray, m: int, n: int, g: int) -> np.ndarray:
@@ -244,11 +245,16 @@ class PolynomialOperator(_Base):
         if not used or not k:
             return out
         if self.serial:
-            block = np.empty((len(used) * n, k))
-            for i, r in enumerate(used):
-                np.multiply(Q.T, ds[r][None, :], out=block[i * n:(i + 1) * n])
             stack = self.stack if len(used) == len(self.terms) else self._stack_of(used)
-            return np.ascontiguousarray((stack @ block).T)
+            chunk = max(1, _BLOCK_BYTES // (8 * len(used) * n))
+            block = np.empty((len(used) * n, min(chunk, k)))
+            for lo in range(0, k, chunk):  # a block of sites that stays in memory's cache
+                Qc, dc = Q[lo:lo + chunk], ds[:, lo:lo + chunk]
+                b = block[:, :len(Qc)]
+                for i, r in enumerate(used):
+                    np.multiply(Qc.T, dc[r][None, :], out=b[i * n:(i + 1) * n])
+                out[lo:lo + chunk] = (stack @ b).T
+            return out
         for j in range(k):
             self._x.array_w[:] = Q[j]
             for r in used:

@@ -452,28 +452,36 @@ class KineticStepper:
         last = self.refinements[-1][0] if self.refinements else -CHECK_EVERY
         if self.step_index - last < CHECK_EVERY:
             return  # the nested transfer keeps the old undershoot: let the new mesh act
-        pe = self.peclet()
         cells = list(self.numerics.cells)
-        for g in range(2):
-            if pe[g] > PECLET_MAX:
-                cells[g] *= 2
-        if tuple(cells) == self.numerics.cells:
-            return
+        if self._refinable(cells):  # else the Peclet number cannot change the outcome
+            for g, pe in enumerate(self.peclet()):
+                if pe > PECLET_MAX:
+                    cells[g] *= 2
+            if tuple(cells) == self.numerics.cells:
+                return
+            if self._may_refine_to(cells):
+                self.remesh(tuple(cells))
+                return
+        if (lo / np.where(hi > 0, hi, 1.0)).min() < -STABILISE_AT:
+            self.stabilise()  # the mesh cannot follow: artificial diffusion instead
+        elif not getattr(self, "_warned_resolution", False):
+            self._warned_resolution = True
+            logger.info("kinetic: cell Peclet number %.3g > %g at step %d (t = %g) and "
+                        "the mesh cannot be refined further (dof budget or memory): "
+                        "small undershoots (below %g of the peak) are left to the step; "
+                        "larger ones get artificial diffusion", self.peclet().max(),
+                        PECLET_MAX, self.step_index, self.t, STABILISE_AT)
+
+    def _refinable(self, cells) -> bool:
+        """Whether doubling the cells along at least one axis is allowed (collective)."""
+        return any(self._may_refine_to([c * (2 if g == h else 1) for h, c in enumerate(cells)])
+                   for g in range(2))
+
+    def _may_refine_to(self, cells) -> bool:
+        """Whether the dof budget, the mesh kind and the memory allow ``cells`` (collective)."""
         dofs = (self.numerics.degree * cells[0] + 1) * (self.numerics.degree * cells[1] + 1)
-        if (dofs * self.model.n_sites > self.max_dofs or self.smesh.kind != "box"
-                or not self._memory_allows(dofs)):
-            if (lo / np.where(hi > 0, hi, 1.0)).min() < -STABILISE_AT:
-                self.stabilise()  # the mesh cannot follow: artificial diffusion instead
-            elif not getattr(self, "_warned_resolution", False):
-                self._warned_resolution = True
-                logger.info("kinetic: cell Peclet number %.3g > %g at step %d (t = %g) and "
-                            "the mesh cannot be refined further (dof budget or memory): "
-                            "small undershoots (below %g of the peak) are left to the "
-                            "step; larger ones get "
-                            "artificial diffusion", pe.max(), PECLET_MAX, self.step_index,
-                            self.t, STABILISE_AT)
-            return
-        self.remesh(tuple(cells))
+        return (dofs * self.model.n_sites <= self.max_dofs and self.smesh.kind == "box"
+                and self._memory_allows(dofs))
 
     def _memory_allows(self, dofs: int) -> bool:
         """Whether the machine has the memory to refine to ``dofs`` per site (collective).
