@@ -35,6 +35,7 @@ from typing import Callable
 
 import numpy as np
 
+from fpsolver.circulant import circulant_coupling
 from fpsolver.errors import BalanceError
 from fpsolver.model import Model
 
@@ -43,6 +44,8 @@ __all__ = ["BalanceConstraint", "BalanceInfo", "SINGULAR_COND", "coupling_jacobi
 Expect = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 _RANK_TOL = 1e-9  # relative singular value below which a kernel direction is dropped
 SINGULAR_COND = 1e13  # condition number of U^T DPhi U above which it counts as singular
+_SVD_LIMIT = 4096     # unknowns up to which a singular Jacobian's error gives its SVD
+_DENSE_LIMIT = 8192   # unknowns up to which a stalled GMRES falls back to a dense LU
 
 
 @dataclass
@@ -101,22 +104,61 @@ class BalanceConstraint:
 
     def __init__(self, model: Model):
         self.model = model
-        self.W = model.coupling()  # W[a, b, j, k] = s_b J_ab(j, k) w_k
-        self.U = _range_basis(model)
-        self.full_rank = self.U.shape[1] == 2 * model.n_sites
+        self._W = None
+        # a full-rank circulant coupling is applied and inverted by FFT (no dense W, no LU,
+        # no dense kernel): U = I is then known without an SVD
+        self.circulant = circulant_coupling(model)
+        if self.circulant is not None and not self.circulant.full_range(_RANK_TOL):
+            self.circulant = None
+        self._U = None if self.circulant is not None else _range_basis(model)
+        self.full_rank = self._U is None or self._U.shape[1] == 2 * model.n_sites
         guess = getattr(getattr(model.scenario, "initial", None), "vbar", None)
         # the start of the first solve (t = 0) when initial.vbar is given; None: base
         self._first = (np.tile(np.asarray(guess, dtype=float), (model.n_sites, 1))
                        if guess else None)
 
     @property
+    def W(self) -> np.ndarray:
+        """W[a, b, j, k] = s_b J_ab(x_j, x_k) w_k, dense (built on first use)."""
+        if self._W is None:
+            self._W = self.model.coupling()
+        return self._W
+
+    def apply(self, x: np.ndarray, absolute: bool = False) -> np.ndarray:
+        """sum_b sum_k W[a, b, j, k] x[a, b, k], shape ``(sites, 2)``; |W| if ``absolute``."""
+        if self.circulant is not None:
+            return self.circulant.apply(x, absolute).T
+        return np.einsum("abjk,abk->ja", np.abs(self.W) if absolute else self.W, x)
+
+    def linear_solve(self, gp: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+        """U (U^T DPhi U)^-1 U^T rhs, shape (2 sites,); None if the Jacobian is singular.
+
+        ``rhs`` is ordered (population, site). FFT-preconditioned GMRES for a circulant
+        coupling (:mod:`fpsolver.circulant`), else (or if GMRES stalls, up to
+        _DENSE_LIMIT unknowns) an LU of the reduced Jacobian.
+        """
+        if self.circulant is not None:
+            x = self.circulant.solve(gp, rhs)
+            if x is not None or self.rank > _DENSE_LIMIT:
+                return x  # else GMRES stalled (ill-conditioned): the dense LU decides
+        x = _newton_step(self.reduced_jacobian(gp), -(self.U.T @ rhs))  # Jr x = U^T rhs
+        return None if x is None else self.U @ x
+
+    @property
+    def U(self) -> np.ndarray:
+        """Orthonormal basis (2 sites, rank) of the range; the identity for a full range."""
+        if self._U is None:
+            self._U = np.eye(2 * self.model.n_sites)
+        return self._U
+
+    @property
     def rank(self) -> int:
         """Dimension of the range of the balanced input (the columns of U)."""
-        return self.U.shape[1]
+        return 2 * self.model.n_sites if self.full_rank else self._U.shape[1]
 
     def residual(self, g: np.ndarray) -> np.ndarray:
         """Phi of MODEL §2(a), shape ``(sites, 2)``, from expectations ``g`` (2, 2, sites)."""
-        return self.model.inputs + np.einsum("abjk,abk->ja", self.W, g)
+        return self.model.inputs + self.apply(g)
 
     def jacobian(self, gp: np.ndarray) -> np.ndarray:
         """dPhi/dvbar, shape ``(2 sites, 2 sites)``, ordered ``(population, site)``."""
@@ -155,10 +197,11 @@ class BalanceConstraint:
             BalanceError: singular Jacobian or no convergence (no balanced state).
         """
         B = self.model.n_sites
-        U = self.U
         vbar = np.array(base, dtype=float)
         if self._first is not None:
-            shift = U @ (U.T @ (self._first - vbar).T.ravel())
+            shift = (self._first - vbar).T.ravel()
+            if not self.full_rank:
+                shift = self.U @ (self.U.T @ shift)
             vbar = vbar + shift.reshape(2, B).T
             self._first = None
         g, gp = expect(vbar)
@@ -174,11 +217,10 @@ class BalanceConstraint:
         for it in range(max_iter):
             if norm <= tol:
                 return vbar, BalanceInfo(it, norm)
-            Jr = self.reduced_jacobian(gp)
-            step = _newton_step(Jr, r)
+            step = self.linear_solve(gp, -phi.T.ravel())
             if step is None:
-                raise BalanceError(self._singular(Jr, where))
-            dv = (step if self.full_rank else U @ step).reshape(2, B).T
+                raise BalanceError(self._singular(gp, where))
+            dv = step.reshape(2, B).T
             damping = 1.0
             while True:  # backtracking on max |U^T Phi|
                 trial = vbar + damping * dv
@@ -206,17 +248,21 @@ class BalanceConstraint:
         1000 eps times the largest term of the sum Phi (inputs, and each s_b J_ab w_k
         <G_ab>).
         """
-        terms = np.einsum("abjk,abk->ja", np.abs(self.W), np.abs(g))
+        terms = self.apply(np.abs(g), absolute=True)
         scale = 1 + np.abs(self.model.inputs).max() + terms.max()
-        return 1e3 * np.finfo(float).eps * scale * np.sqrt(self.U.shape[0])
+        return 1e3 * np.finfo(float).eps * scale * np.sqrt(2 * self.model.n_sites)
 
-    def _singular(self, Jr: np.ndarray, where: str) -> str:
-        if not np.isfinite(Jr).all():
+    def _singular(self, gp: np.ndarray, where: str) -> str:
+        if not np.isfinite(gp).all():
             return (f"non-finite balance Jacobian{where}: the expectations overflowed (the "
                     "fluctuations or the means are huge). Check the scenario with "
                     "`fpsolver stability SCENARIO`.")
-        s = np.linalg.svd(Jr, compute_uv=False)
-        return (f"singular balance Jacobian{where}: smallest singular value {s[-1]:.2e} "
-                f"(largest {s[0]:.2e}); the balanced state is not isolated (the index-1 "
-                "condition of MODEL §2 fails: saturated gains or degenerate kernel weights). "
+        if self.rank > _SVD_LIMIT:
+            size = f"{self.rank} unknowns"
+        else:
+            s = np.linalg.svd(self.reduced_jacobian(gp), compute_uv=False)
+            size = f"smallest singular value {s[-1]:.2e}, largest {s[0]:.2e}"
+        return (f"singular balance Jacobian{where} ({size}); the balanced state is not "
+                "isolated (the index-1 condition of MODEL §2 fails: saturated gains or "
+                "degenerate kernel weights). "
                 "Check the scenario with `fpsolver stability SCENARIO`.")

@@ -238,8 +238,8 @@ def _read_matrix(file: str, B: int) -> np.ndarray:
     return M
 
 
-def kernel_matrix(family: Family, sites) -> np.ndarray:
-    """J_ab(x_j, x_k) on the sites, shape (2, 2, sites, sites).
+def kernel_matrix(family: Family, sites, rows=None) -> np.ndarray:
+    """J_ab(x_j, x_k) on the sites, shape (2, 2, len(rows), sites); all rows by default.
 
     With d the (periodic) distance of the sites and c = the pair's coefficients:
     ``mean_field`` c0; ``cosine`` c0 + c1 cos d; ``gaussian`` c0 exp(-d^2 / (2 width^2));
@@ -247,15 +247,16 @@ def kernel_matrix(family: Family, sites) -> np.ndarray:
     ``user`` the callable evaluated on the site grid.
     """
     B = sites.count
+    rows = np.arange(B) if rows is None else np.asarray(rows, dtype=np.int64)
     if not family.builtin:
         X = sites.points
-        return np.array([[np.broadcast_to(family.func(a, b, X[:, None, :], X[None, :, :]),
-                                          (B, B)) for b in range(2)] for a in range(2)],
-                        dtype=float)
+        return np.array([[np.broadcast_to(family.func(a, b, X[rows, None, :], X[None, :, :]),
+                                          (len(rows), B)) for b in range(2)]
+                         for a in range(2)], dtype=float)
     p, name = family.params, family.name
-    M = _read_matrix(p["file"], B) if name == "matrix" else None
-    d = sites.distances()
-    J = np.empty((2, 2, B, B))
+    M = _read_matrix(p["file"], B)[rows] if name == "matrix" else None
+    d = sites.distances(rows)
+    J = np.empty((2, 2, len(rows), B))
     for idx, ab in enumerate(PAIRS):
         a, b = divmod(idx, 2)
         c = p[ab]

@@ -12,7 +12,7 @@ quadratures and the weak forms.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -40,7 +40,9 @@ class Model:
         sites: positions, quadrature weights and geometry of E.
         input_modes: (2, 2) array, A_a(x) = input_modes[a, 0] + input_modes[a, 1] cos(x_1)
             (voltage / time).
-        kernel: J_ab(x_j, x_k) evaluated on the sites, shape ``(2, 2, sites, sites)``.
+        kernel: J_ab(x_j, x_k) evaluated on the sites, shape ``(2, 2, sites, sites)``,
+            built on first use (32 sites^2 bytes; the FFT route of a lattice never
+            builds it: :meth:`kernel_rows`).
         scenario: the scenario it was built from, for run settings only (n, dt,
             kinetic.*); the model's terms are read from ``families``, never from it.
     """
@@ -48,8 +50,27 @@ class Model:
     families: dict
     sites: Sites
     input_modes: np.ndarray
-    kernel: np.ndarray
     scenario: Scenario
+    _kernel: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """J_ab(x_j, x_k), shape ``(2, 2, sites, sites)`` (dense; built on first use)."""
+        if self._kernel is None:
+            self._kernel = families.kernel_matrix(self.family("J"), self.sites)
+        return self._kernel
+
+    @property
+    def kernel_built(self) -> bool:
+        """Whether the dense kernel exists (then rows are read from it)."""
+        return self._kernel is not None
+
+    def kernel_rows(self, rows) -> np.ndarray:
+        """J_ab(x_j, x_k) for the sites j in ``rows``, shape ``(2, 2, len(rows), sites)``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._kernel is not None:
+            return self._kernel[:, :, rows]
+        return families.kernel_matrix(self.family("J"), self.sites, rows)
 
     # -- the families ------------------------------------------------------------------
     def family(self, term: str) -> Family:
@@ -211,5 +232,4 @@ def build_model(sc: Scenario, *, F: Pointwise | Family | None = None,
             "G": _term("G", G, own["G"]), "J": _term("J", J, own["J"])}
     pops = (sc.populations.e, sc.populations.i)
     input_modes = np.array([[p.input, p.input_cos] for p in pops], dtype=float)
-    return Model(families=fams, sites=sites, input_modes=input_modes,
-                 kernel=families.kernel_matrix(fams["J"], sites), scenario=sc)
+    return Model(families=fams, sites=sites, input_modes=input_modes, scenario=sc)

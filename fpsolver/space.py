@@ -48,9 +48,13 @@ class Sites:
         d = x - y
         return (d + np.pi) % TWO_PI - np.pi if self.periodic else d
 
-    def distances(self) -> np.ndarray:
-        """Matrix of (periodic) distances between sites, shape ``(count, count)``."""
-        d = self.displacement(self.points[:, None, :], self.points[None, :, :])
+    def distances(self, rows=None) -> np.ndarray:
+        """(Periodic) distances from the sites ``rows`` (default all) to every site.
+
+        Shape ``(len(rows), count)``.
+        """
+        x = self.points if rows is None else self.points[np.asarray(rows, dtype=np.int64)]
+        d = self.displacement(x[:, None, :], self.points[None, :, :])
         return np.sqrt((d**2).sum(axis=-1))
 
     def nearest(self, x: np.ndarray) -> np.ndarray:

@@ -229,12 +229,10 @@ class ErrorEstimator:
         con = main.constraint
         worst = dg_sample[:, :, np.argmax(np.abs(dg_sample).max(axis=(0, 1)))]
         dg = np.broadcast_to(worst[:, :, None], (2, 2, main.B))
-        dphi = np.einsum("abjk,abk->ja", con.W, dg).T.ravel()  # (population, site)
+        dphi = con.apply(dg).T.ravel()  # (population, site)
         _, gp = main.expect(main.vbar)
-        Jr = con.reduced_jacobian(gp)
-        try:
-            dv = -con.U @ np.linalg.solve(Jr, con.U.T @ dphi)
-        except np.linalg.LinAlgError:
+        dv = con.linear_solve(gp, dphi)
+        if dv is None:
             return math.inf
-        dv = dv.reshape(2, main.B).T
+        dv = -dv.reshape(2, main.B).T
         return float((np.abs(dv) / np.maximum(1, np.abs(main.vbar))).max())

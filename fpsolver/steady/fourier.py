@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fpsolver.circulant import lattice_grid, lattice_shape
 from fpsolver.steady.spectrum import (
     Coupling,
     LinearisedOperator,
@@ -96,7 +97,7 @@ def fourier_modes(model, state, coupling: Coupling, comm) -> FourierModes | None
 
     Collective on ``comm``.
     """
-    shape = _lattice(model.sites)
+    shape = lattice_shape(model.sites)
     reason = f"space kind {model.sites.kind!r}" if shape is None else None
     if reason is None:
         symbols, reason = _symbols(coupling.W, shape)
@@ -117,20 +118,6 @@ def fourier_modes(model, state, coupling: Coupling, comm) -> FourierModes | None
     freqs = [np.rint(np.fft.fftfreq(n, 1.0 / n)).astype(int) for n in shape]
     k = np.stack(np.meshgrid(*freqs, indexing="ij"), -1).reshape(S, len(shape))
     return FourierModes(shape, k, symbols, in_range, groups, site)
-
-
-def _lattice(sites) -> tuple | None:
-    """(S,) or (m, m) if the sites are the regular grid of a ring or torus, else None."""
-    m = int(round(np.sqrt(sites.count)))
-    shape = {"ring": (sites.count,), "torus": (m, m)}.get(sites.kind)
-    if shape is None or np.prod(shape) != sites.count:
-        return None
-    return shape if np.allclose(sites.points, _grid(shape), rtol=0, atol=1e-12) else None
-
-
-def _grid(shape: tuple) -> np.ndarray:
-    """(S, dim) positions 2 pi j / shape of the lattice's sites, in C order."""
-    return 2 * np.pi * np.indices(shape).reshape(len(shape), -1).T / np.array(shape)
 
 
 def _symbols(W: np.ndarray, shape: tuple):
@@ -224,7 +211,7 @@ def fourier_spectrum(modes: FourierModes, state, count: int, target: float, mu: 
 def _eigenfunctions(modes: FourierModes, state, rows, kept, comm):
     """The selected eigenfunctions on this rank's sites: e^{i k.x} (dq_k, dvbar_k) / sqrt(S)."""
     S = len(modes.symbols)
-    x = _grid(modes.shape)
+    x = lattice_grid(modes.shape)
     dq, dvbar = [], []
     for _, _, mode, owner, j in rows:
         v, dv = comm.bcast(kept[j] if comm.rank == owner else None, root=owner)
