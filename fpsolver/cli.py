@@ -174,6 +174,10 @@ def _print_final(label: str, result, suffix: str) -> None:
     print(f"{label}, t = {s['t'][-1]:g}: vbar = ({s['vbar_e'][-1]:.6f}, {s['vbar_i'][-1]:.6f}),"
           f" K = ({s['K_ee'][-1]:.6f}, {s['K_ii'][-1]:.6f}); "
           f"{result.info.get('wall_time', 0):.1f} s{suffix}")
+    if "peak_memory" in result.info:  # kinetic: measured beside the preflight estimate
+        from fpsolver.preflight import memory_report
+
+        print(memory_report(result.info))
     estimate = result.info.get("error_estimate")
     if estimate is not None:  # kinetic: the run's own error estimate against kinetic.tol
         verdict = "within" if estimate["within_tol"] else "EXCEEDS"
@@ -299,13 +303,14 @@ def _run_kinetic(args, comm) -> int:
         else None
     try:
         run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
-        run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario, "kinetic",
-                                                               comm.size))
+        est = run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
+                                                                     "kinetic", comm.size))
         snap = args.out / "snapshots" if (args.snapshots and args.out) else None
         with run_control(args, scenario, comm) as control:
             result = run_kinetic(scenario, comm=comm, progress=False if args.quiet else None,
                                  snapshot_dir=snap, control=control)
         if comm.rank == 0:
+            result.info["memory_estimate"] = est.bytes
             _print_final(scenario.name, result, f" on {comm.size} rank(s)")
             _write(args, scenario, result, folder if args.out else None)
     finally:

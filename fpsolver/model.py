@@ -12,6 +12,7 @@ quadratures and the weak forms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -57,6 +58,7 @@ class Model:
     def kernel(self) -> np.ndarray:
         """J_ab(x_j, x_k), shape ``(2, 2, sites, sites)`` (dense; built on first use)."""
         if self._kernel is None:
+            _check_size(self.sites.kind, self.n_sites, "the dense kernel", KERNEL_BYTES, 2)
             self._kernel = families.kernel_matrix(self.family("J"), self.sites)
         return self._kernel
 
@@ -166,14 +168,28 @@ class Model:
         return SIGNS[None, :, None, None] * self.kernel * self.sites.weights[None, None, None, :]
 
 
-MAX_SITES = 4096  # dense kernels and balance Jacobians are (2 sites)^2 doubles
+KERNEL_BYTES = 32  # per sites^2: J_ab(x_j, x_k), (2, 2, sites, sites) doubles
+SITE_BYTES = 64    # per site: positions, weights and the lattice's grids (make_sites)
 
 
-def _check_size(kind: str, count: int) -> None:
-    if count > MAX_SITES:
-        raise ScenarioError("space.sites", f"{count} sites on the {kind}: the dense kernel "
-                            f"alone would need {32 * count**2 / 2**30:.3g} GiB (limit "
-                            f"{MAX_SITES} sites)", f"use at most {MAX_SITES} sites")
+def _check_size(kind: str, count: int, what: str, unit: float, power: int) -> None:
+    """Refuse ``count`` sites if ``what``, ``unit * count**power`` bytes, exceeds the memory.
+
+    Checked before allocating, so that an absurd ``space.sites`` fails naming the field
+    instead of exhausting the machine. Whether a whole run fits is the preflight's
+    estimate (:mod:`fpsolver.preflight`); this is the floor below it.
+    """
+    from fpsolver.preflight import available_memory
+
+    need, free = unit * float(count) ** power, available_memory()
+    if need <= free:
+        return
+    fit = int((free / unit) ** (1 / power))
+    fix = (f"space.sites = {math.isqrt(fit)} or fewer (its square is the torus' sites)"
+           if kind == "torus" else f"at most {fit} sites")
+    raise ScenarioError("space.sites", f"{count} sites on the {kind}: {what} alone would "
+                        f"need {need / 2**30:.3g} GiB of memory, {free / 2**30:.3g} GiB "
+                        "available", fix)
 
 
 def scenario_families(sc: Scenario) -> dict:
@@ -222,9 +238,9 @@ def build_model(sc: Scenario, *, F: Pointwise | Family | None = None,
             the scenario's gains; the G term is then ``user`` as a whole).
         J: user kernel ``J(a, b, x, x') -> array``, evaluated on the site grid.
     """
-    _check_size(sc.space.kind, sc.space.sites ** (2 if sc.space.kind == "torus" else 1))
+    _check_size(sc.space.kind, sc.space.sites ** (2 if sc.space.kind == "torus" else 1),
+                "the sites", SITE_BYTES, 1)
     sites = make_sites(sc.space)
-    _check_size(sc.space.kind, sites.count)
     own = scenario_families(sc)
     if G is not None and not isinstance(G, Family):
         G = {**own["G"].func, **G}

@@ -1,6 +1,7 @@
 """The command line: every subcommand that needs no heavy solver, and the output files."""
 
 import json
+import re
 
 import numpy as np
 
@@ -48,13 +49,20 @@ def test_show_and_scenarios(capsys):
     assert "ring-bump" in capsys.readouterr().out
 
 
-def test_kinetic_writes_netcdf_after_dolfinx_ran(tmp_path):
+def test_kinetic_writes_netcdf_after_dolfinx_ran(tmp_path, capsys):
     # Regression: DOLFINx's HDF5 broke NetCDF-4 writes once a kinetic run had happened.
     out = tmp_path / "k"
     assert main(["kinetic", "tanh", "--set", "t_end=0.05", "--set", "kinetic.cells=16",
                  "--quiet", "--out", str(out)]) == 0
     ds = read_observables(out)
     assert ds.attrs["solver"] == "kinetic" and ds["vbar"].shape[1:] == (1, 2)
+    # the peak memory, printed beside the preflight estimate and kept in the summary
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["peak_memory"] >= summary["peak_memory_rank"] > 0
+    assert summary["peak_memory_per_site"] == summary["peak_memory"]  # one site
+    assert summary["memory_estimate"] > 0
+    line = r"^memory: peak \S+ [kMG]B \(\S+ [kMG]B per site; estimate \S+ [kMG]B[^)]*\)$"
+    assert re.search(line, capsys.readouterr().out, re.MULTILINE)  # [^)]: refined mesh
 
 
 def test_demo_runs_all_three_solvers_on_a_small_grid(tmp_path, capsys):

@@ -65,6 +65,22 @@ def test_builtin_is_answered_by_the_families():
         model.family("A")
 
 
+def test_sites_beyond_the_memory_are_refused_before_allocating(monkeypatch):
+    """The dense kernel, 32 sites^2 bytes, is refused before it is built, naming the field."""
+    import fpsolver.preflight
+    from fpsolver.errors import ScenarioError
+
+    monkeypatch.setattr(fpsolver.preflight, "available_memory", lambda: 1e6)
+    model = build_model(load_scenario("ring-bump", ["space.sites=1000",
+                                                    "space.positions='regular'"]))
+    monkeypatch.setattr(families, "kernel_matrix", lambda *args: pytest.fail("allocated"))
+    with pytest.raises(ScenarioError, match="the dense kernel alone") as info:
+        model.kernel
+    assert info.value.field == "space.sites" and "at most 176 sites" in str(info.value)
+    with pytest.raises(ScenarioError, match="the sites alone"):  # 40000 sites, 64 B each
+        build_model(load_scenario("sheet", ["space.sites=200"]))
+
+
 def test_structure_derived_from_families():
     lin = build_model(load_scenario("linear"))
     Lambda, f0 = lin.linear_drift

@@ -4,7 +4,9 @@ The loop is outside the numerics: it records observables, diagnostics and the ru
 error estimate (:mod:`fpsolver.kinetic.estimator`) at the record times, writes density
 snapshots, warns about what makes a result doubtful (:mod:`fpsolver.kinetic.health`),
 and reports progress. A run whose estimated error exceeds ``kinetic.tol`` says so, with
-the quantity, the dominant part and the fix. Every rank returns the same full result.
+the quantity, the dominant part and the fix. The result's ``info`` holds the run's peak
+resident memory (:func:`fpsolver.preflight.peak_memory`: summed over the ranks, the
+largest rank, per site). Every rank returns the same full result.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fpsolver.kinetic.stepper import BOUNDARY_LAYER, KineticStepper
 from fpsolver.kinetic.timestep import StepControl, observables
 from fpsolver.model import build_model
 from fpsolver.output import RunResult
+from fpsolver.preflight import peak_memory
 from fpsolver.timegrid import record_times
 
 __all__ = ["run_kinetic", "error_verdict"]
@@ -281,6 +284,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
     if comm.rank == 0 and not estimate["within_tol"]:
         logger.warning("kinetic: %s", estimate["message"])
     dofs = stepper.dens.V.dofmap.index_map.size_global
+    peak = peak_memory(comm)
     info = {"wall_time": time.perf_counter() - start, "setup_time": setup, "steps": steps,
             "seconds_per_step": loop / max(steps, 1), "dofs": int(dofs),
             "ranks": comm.size, "site_groups": stepper.layout.groups,
@@ -295,6 +299,7 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
             "max_boundary_mass": float(arr["boundary_mass"].max()),
             "min_density": float(arr["min_density"].min()),
             "min_density_relative": min(health.min_relative, float(
-                (arr["min_density"] / arr["max_density"]).min()))}
+                (arr["min_density"] / arr["max_density"]).min())),
+            **peak, "peak_memory_per_site": peak["peak_memory"] / model.n_sites}
     return RunResult(kind="kinetic", t=np.array(t_rec), vbar=arr["vbar"], cov=arr["cov"],
                      sites=model.sites, extra=extra, info=info)
