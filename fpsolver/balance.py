@@ -39,7 +39,8 @@ from fpsolver.circulant import circulant_coupling
 from fpsolver.errors import BalanceError
 from fpsolver.model import Model
 
-__all__ = ["BalanceConstraint", "BalanceInfo", "SINGULAR_COND", "coupling_jacobian"]
+__all__ = ["BalanceConstraint", "BalanceInfo", "SINGULAR_COND", "coupling_jacobian",
+           "fft_coupling"]
 
 Expect = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 _RANK_TOL = 1e-9  # relative singular value below which a kernel direction is dropped
@@ -79,6 +80,15 @@ def _range_basis(model: Model) -> np.ndarray:
     return U
 
 
+def fft_coupling(model):
+    """The coupling in FFT form when the constraint runs by FFT, else None.
+
+    That is: sites on a lattice, a translation-invariant kernel and a full range.
+    """
+    circulant = circulant_coupling(model)
+    return circulant if circulant is not None and circulant.full_range(_RANK_TOL) else None
+
+
 def _newton_step(J: np.ndarray, r: np.ndarray) -> np.ndarray | None:
     """Solve J step = -r by LU; None when J is singular (condition above SINGULAR_COND).
 
@@ -107,9 +117,7 @@ class BalanceConstraint:
         self._W = None
         # a full-rank circulant coupling is applied and inverted by FFT (no dense W, no LU,
         # no dense kernel): U = I is then known without an SVD
-        self.circulant = circulant_coupling(model)
-        if self.circulant is not None and not self.circulant.full_range(_RANK_TOL):
-            self.circulant = None
+        self.circulant = fft_coupling(model)
         self._U = None if self.circulant is not None else _range_basis(model)
         self.full_rank = self._U is None or self._U.shape[1] == 2 * model.n_sites
         guess = getattr(getattr(model.scenario, "initial", None), "vbar", None)

@@ -163,11 +163,9 @@ def _particles(scenario, model, dense: float) -> Estimate:
 
 def _fft_route(model) -> bool:
     """Whether the model's balance constraint runs by FFT, without a dense coupling."""
-    from fpsolver.balance import _RANK_TOL
-    from fpsolver.circulant import circulant_coupling
+    from fpsolver.balance import fft_coupling
 
-    circulant = circulant_coupling(model)
-    return circulant is not None and circulant.full_range(_RANK_TOL)
+    return fft_coupling(model) is not None
 
 
 def dense_bytes(model, solver: str) -> float:
@@ -187,22 +185,28 @@ def _dofs(model):
 
 
 def _kinetic(scenario, model, comm_size: int, dense: float) -> Estimate:
+    from fpsolver.kinetic.symmetry import site_orbits
+
     num, dofs = _dofs(model)
     nx, ny = num.cells
     sites, ranks = model.n_sites, max(comm_size, 1)
-    mesh = min(ranks, sites) * dofs * _DOF_LOG_BYTES * math.log2(max(dofs, 2))  # per group
+    orbits = site_orbits(model)  # the sites solved: one per orbit (kinetic/symmetry.py)
+    share = 1.0 if orbits is None else len(orbits.representatives) / sites
+    solved = max(1, round(share * sites))
+    mesh = min(ranks, solved) * dofs * _DOF_LOG_BYTES * math.log2(max(dofs, 2))  # per group
     dense *= ranks  # every rank holds it
 
     def need(s: int) -> float:
-        return (ranks * _PROCESS_BYTES + mesh + s * dofs * _SITE_DOF_BYTES
+        return (ranks * _PROCESS_BYTES + mesh + share * s * dofs * _SITE_DOF_BYTES
                 + dense * float(s) ** 2)
 
     steps = scenario.t_end / num.dt
-    seconds = steps * sites * dofs * _DOF_STEP_SECONDS / ranks
+    seconds = steps * solved * dofs * _DOF_STEP_SECONDS / ranks
     out = _records(scenario) * sites * 30 * 8
     return Estimate(bytes=need(sites), seconds=seconds, output=out,
                     what=f"kinetic: P{num.degree} on {nx}x{ny} cells ({dofs} dofs) x "
-                    f"{sites} site(s), about {steps:.3g} steps",
+                    f"{solved} site(s)" + (f" (of {sites}: one per orbit)" if solved < sites
+                                           else "") + f", about {steps:.3g} steps",
                     fix="lower kinetic.cells or kinetic.degree (0: automatic), fewer "
                     "space.sites, or a larger kinetic.dt", sites=sites, need=need)
 

@@ -22,6 +22,7 @@ from fpsolver.kinetic.health import HealthWarnings
 from fpsolver.kinetic.numerics import resolve_numerics
 from fpsolver.kinetic.snapshots import SnapshotWriter
 from fpsolver.kinetic.stepper import BOUNDARY_LAYER, KineticStepper
+from fpsolver.kinetic.symmetry import reduced_model, site_orbits
 from fpsolver.kinetic.timestep import StepControl, observables
 from fpsolver.model import build_model
 from fpsolver.output import RunResult
@@ -183,7 +184,7 @@ def _guard(control, stepper, n, t_new):
 
 
 def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=None,
-                control=None) -> RunResult:
+                control=None, symmetry: bool = True) -> RunResult:
     """Solve the kinetic limit (MODEL §2) with finite elements; full result on every rank.
 
     Args:
@@ -194,12 +195,18 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
         snapshot_dir: where ParaView density snapshots (VTX ``.bp``) go; None: none.
         control: a :class:`~fpsolver.runtime.RunControl` (entered): resume, checkpoints,
             bad-number checks and stop requests at every step; None: none.
+        symmetry: solve one site per orbit of the lattice translations that leave the
+            model unchanged (:mod:`fpsolver.kinetic.symmetry`: exact); False: every site.
     """
     if comm is None:
         from mpi4py import MPI
         comm = MPI.COMM_WORLD
     start = time.perf_counter()
-    model = model or build_model(scenario)
+    full = model or build_model(scenario)
+    orbits = site_orbits(full) if symmetry else None
+    model = full if orbits is None else reduced_model(full, orbits)
+    if orbits is not None and comm.rank == 0:
+        logger.info("kinetic: %s", orbits.describe())
     numerics = resolve_numerics(model)
     if comm.rank == 0:
         for note in numerics.notes:
@@ -212,7 +219,8 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
     control_dt = StepControl(t_end, numerics.dt_max, numerics.dt, numerics.tol,
                              fixed=numerics.fixed_dt)
     snaps = sorted(set(float(s) for s in scenario.record.snapshots if s <= t_end + 1e-12))
-    writer = SnapshotWriter(stepper, snapshot_dir, snaps)
+    writer = SnapshotWriter(stepper, snapshot_dir, snaps,
+                            labels=None if orbits is None else orbits.representatives)
     names = ("vbar", "cov", "skewness", "kurtosis", "lambda_", "mass", "min_density",
              "max_density", "boundary_mass", "mean_drift", "balance_residual",
              "newton_iterations", "error_K", "error_vbar", "step") + _PARTS
@@ -301,5 +309,22 @@ def run_kinetic(scenario, *, comm=None, model=None, progress=None, snapshot_dir=
             "min_density_relative": min(health.min_relative, float(
                 (arr["min_density"] / arr["max_density"]).min())),
             **peak, "peak_memory_per_site": peak["peak_memory"] / model.n_sites}
-    return RunResult(kind="kinetic", t=np.array(t_rec), vbar=arr["vbar"], cov=arr["cov"],
-                     sites=model.sites, extra=extra, info=info)
+    result = RunResult(kind="kinetic", t=np.array(t_rec), vbar=arr["vbar"], cov=arr["cov"],
+                       sites=model.sites, extra=extra, info=info)
+    return result if orbits is None else _expand(result, full, orbits)
+
+
+def _expand(result: RunResult, full, orbits) -> RunResult:
+    """The result on every site of ``full``: each orbit's values copied to its sites."""
+    index = orbits.index
+    extra = {}
+    for name, (dims, values, attrs) in result.extra.items():
+        if "site" in dims:
+            values = np.take(values, index, axis=dims.index("site"))
+        elif name == "density_site":
+            values = orbits.representatives[values]
+        extra[name] = (dims, values, attrs)
+    info = {**result.info, "distinct_sites": len(orbits.representatives),
+            "symmetry_axes": [int(a) for a in orbits.axes]}
+    return RunResult(kind=result.kind, t=result.t, vbar=result.vbar[:, index],
+                     cov=result.cov[:, index], sites=full.sites, extra=extra, info=info)

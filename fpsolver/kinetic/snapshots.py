@@ -45,8 +45,10 @@ def density_in_y(ds, snapshot: int, site: int):
 class SnapshotWriter:
     """Marginals and 2-d densities (all ranks) and VTX files (site groups) at ``times``."""
 
-    def __init__(self, stepper, directory, times):
+    def __init__(self, stepper, directory, times, labels=None):
         self.stepper, self.times_wanted = stepper, list(times)
+        # the site number in file names (the full lattice's, when orbits are solved)
+        self.labels = np.arange(stepper.B) if labels is None else np.asarray(labels)
         B = stepper.B
         self.density_sites = np.unique(np.linspace(0, B - 1, min(B, MAX_DENSITY_SITES))
                                        .round().astype(int))
@@ -76,7 +78,7 @@ class SnapshotWriter:
         for j, site in enumerate(d.sites):
             if site in set(self.density_sites.tolist()):
                 f = fem.Function(d.V, name="density_in_frame")
-                path = self.directory / f"site_{site:04d}{self.suffix}.bp"
+                path = self.directory / f"site_{self.labels[site]:04d}{self.suffix}.bp"
                 writers[j] = (f, VTXWriter(d.comm, path, [f], engine="BP4"))
         return writers
 
