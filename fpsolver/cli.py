@@ -163,10 +163,21 @@ def _folder(args, keep=()):
     return RunFolder(args.out, overwrite=args.overwrite, keep=keep, continues=continues)
 
 
-def _preflight(args, scenario, solver, comm_size=1):
+def _node_ranks(comm) -> int:
+    """Ranks on this rank's node (collective): the share of the job on one machine."""
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    size = node.size
+    node.Free()
+    return size
+
+
+def _preflight(args, scenario, solver, comm_size=1, node_ranks=None):
     from fpsolver.preflight import preflight
 
-    return preflight(scenario, solver, out=getattr(args, "out", None), comm_size=comm_size)
+    return preflight(scenario, solver, out=getattr(args, "out", None), comm_size=comm_size,
+                     node_ranks=node_ranks)
 
 
 def _print_final(label: str, result, suffix: str) -> None:
@@ -303,8 +314,9 @@ def _run_kinetic(args, comm) -> int:
         else None
     try:
         run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
-        est = run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
-                                                                     "kinetic", comm.size))
+        local = _node_ranks(comm)
+        est = run_shared(comm, lambda: comm.rank == 0 and _preflight(
+            args, scenario, "kinetic", comm.size, local))
         snap = args.out / "snapshots" if (args.snapshots and args.out) else None
         with run_control(args, scenario, comm) as control:
             result = run_kinetic(scenario, comm=comm, progress=False if args.quiet else None,
@@ -344,8 +356,9 @@ def _cmd_steady(args) -> int:
         folder = _folder(args) if comm.rank == 0 else None
         try:
             run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
-            run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario, "steady",
-                                                                   comm.size))
+            local = _node_ranks(comm)
+            run_shared(comm, lambda: comm.rank == 0 and _preflight(
+                args, scenario, "steady", comm.size, local))
             model, state = run_steady(scenario, comm=comm)
             result = steady_result(model, state, comm)
             if comm.rank == 0:
@@ -386,8 +399,9 @@ def _cmd_spectrum(args) -> int:
         folder = _folder(args) if comm.rank == 0 else None
         try:
             run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
-            run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
-                                                                   "spectrum", comm.size))
+            local = _node_ranks(comm)
+            run_shared(comm, lambda: comm.rank == 0 and _preflight(
+                args, scenario, "spectrum", comm.size, local))
             start = None
             if args.steady is not None:
                 from fpsolver.steady.run import read_steady_folder
@@ -454,8 +468,9 @@ def _cmd_continue(args) -> int:
         folder = _folder(args) if comm.rank == 0 else None
         try:
             run_shared(comm, lambda: folder.__enter__() if folder is not None else None)
-            run_shared(comm, lambda: comm.rank == 0 and _preflight(args, scenario,
-                                                                   "continue", comm.size))
+            local = _node_ranks(comm)
+            run_shared(comm, lambda: comm.rank == 0 and _preflight(
+                args, scenario, "continue", comm.size, local))
             branch, dataset = run_continuation(
                 args.scenario, args.overrides, args.param, args.p_from, args.p_to,
                 comm=comm, count=args.count, max_points=args.max_points,

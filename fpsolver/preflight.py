@@ -305,7 +305,7 @@ def _estimate(scenario, solver: str, comm_size: int, model, dense: float) -> Est
 
 
 def preflight(scenario, solver: str, *, out=None, comm_size: int = 1,
-              memory: float | None = None) -> Estimate | None:
+              memory: float | None = None, node_ranks: int | None = None) -> Estimate | None:
     """Check a run before its work; raise :class:`PreflightError` if it cannot finish.
 
     Args:
@@ -314,7 +314,9 @@ def preflight(scenario, solver: str, *, out=None, comm_size: int = 1,
             ``spectrum`` or ``continue``.
         out: the (created) output folder, to compare the output size with its free space.
         comm_size: MPI ranks sharing the kinetic work.
-        memory: bytes available (default: :func:`available_memory`).
+        memory: bytes available (default: :func:`available_memory`) on this machine.
+        node_ranks: ranks on this machine (default all): a job over several nodes has
+            ``comm_size / node_ranks`` times this machine's memory.
     """
     from fpsolver.model import build_model
     from fpsolver.paths import check_input_file, scenario_files
@@ -322,6 +324,7 @@ def preflight(scenario, solver: str, *, out=None, comm_size: int = 1,
     for field, path in scenario_files(scenario):
         check_input_file(path, field)
     memory = available_memory() if memory is None else memory
+    memory *= max(comm_size, 1) / max(node_ranks or comm_size, 1)  # nodes alike
     model = build_model(scenario)  # sites and families: the dense kernel is built lazily
     dense = dense_bytes(model, solver)
     _check_sites(scenario, model, solver, comm_size, dense, memory)

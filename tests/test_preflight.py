@@ -82,3 +82,13 @@ def test_memory_report_sets_the_peak_beside_the_estimate(caplog):
     assert "estimate 1.1 GB before the mesh was refined to 96x96 cells" in memory_report(
         refined)
     assert "the run refined to 96x96 cells" in caplog.text
+
+
+def test_a_job_over_several_nodes_has_their_memory():
+    """64 ranks, 16 per node: four machines' memory; the same job on one node is refused."""
+    sc = load_scenario("ring-bump", RING + ["space.sites=512", "kinetic.cells=48"])
+    need = estimate(sc, "kinetic", comm_size=64).bytes
+    memory = 0.5 * need  # per machine: half the job, so two machines would do
+    preflight(sc, "kinetic", comm_size=64, node_ranks=16, memory=memory)
+    with pytest.raises(PreflightError):
+        preflight(sc, "kinetic", comm_size=64, node_ranks=64, memory=memory)
