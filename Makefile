@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 NP     ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install lint demo test test-slow test-long test-hours test-mpi bench bench-brian clean
+.PHONY: install lint demo test test-slow test-long test-mpi bench bench-brian clean
 
 install: $(STAMP)
 
@@ -28,16 +28,12 @@ lint: install
 # the checks behind the README's accuracy claims first, then the demos, Docker and MPI runs
 CLAIMS := tests/test_kinetic_sweep.py tests/test_kinetic_accuracy.py tests/test_particles_accuracy.py
 test-slow: install
-	$(PY) -m pytest -m "slow and not long and not hours" -q $(CLAIMS)
-	$(PY) -m pytest -m "slow and not long and not hours" -q tests $(addprefix --ignore=,$(CLAIMS))
+	$(PY) -m pytest -m "slow and not long" -q $(CLAIMS)
+	$(PY) -m pytest -m "slow and not long" -q tests $(addprefix --ignore=,$(CLAIMS))
 
 # the longest checks, on one rank (tests/test_kinetic_steep.py: torus-cubic, ~4 min)
 test-long: install
-	$(PY) -m pytest -m "long and not hours" -q tests
-
-# hours on one core (tests/test_sheet.py: the 32 x 32 sheet against particles); not in CI
-test-hours: install
-	$(PY) -m pytest -m hours -q tests
+	$(PY) -m pytest -m long -q tests
 
 test-mpi: install
 	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -m mpi -q -p no:cacheprovider
@@ -48,6 +44,7 @@ bench: install
 	$(PY) benchmarks/kinetic.py $(BENCH_ARGS)
 	$(PY) benchmarks/steady.py $(BENCH_ARGS)
 	NUMBA_NUM_THREADS=1 $(PY) benchmarks/finite_size.py $(BENCH_ARGS)
+	$(PY) benchmarks/scaling.py $(BENCH_ARGS)
 
 # Brian2 fails with numpy >= 2.4: it gets its own venv; benchmarks/particles.py runs its
 # Brian2 part there (each target in a temporary folder: its standalone C++ project is

@@ -144,6 +144,55 @@ def _steady_row(data: dict | None) -> list[str]:
             " / ".join(f"{num(r['speedup'], 2)}×" for r in runs)]
 
 
+def _sheet_row(data: dict | None) -> list[str]:
+    label = "kinetic `sheet`, cost per site and step (one rank)"
+    fig = (data or {}).get("figures", {})
+    if "sizes" not in fig or "ranks_1_vs_2" not in fig:
+        return [label, NOT_MEASURED, "", ""]
+    big, two, ten = fig["sizes"][-1], fig["ranks_1_vs_2"], fig.get("sheet_10k")
+    diff = max(two["max_vbar_difference"], two["max_cov_difference"])
+    whole = (f"; 100 x 100 sites to t = 5: {num(ten['wall_time'])} s on {ten['ranks']} ranks "
+             f"({ten['distinct_sites']} distinct sites)" if ten else "")
+    return [label, f"{num(1e3 * big['c_site'], 2)} ms at {big['sites']} sites "
+            f"({big['dofs']} dofs each); Newton and clusters, repeated on every rank, "
+            f"{num(1e3 * big['c_red'], 2)} ms a step" + whole, "",
+            f"2 ranks ({two['sites']} sites): speedup {num(two['speedup'], 2)}, results "
+            + ("identical" if diff == 0 else f"equal to {diff:.0e}")]
+
+
+def _hours(key: str) -> str:
+    """'900s' -> '15 min', '7200s' -> '2 h'."""
+    seconds = float(key[:-1])
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+
+
+def _scaling(data: dict | None) -> str:
+    """The scaling model's answer for large sheets (modelled, from measured costs)."""
+    fig = (data or {}).get("figures", {}).get("model")
+    if not fig:
+        return ""
+    m, a = fig["measured"], fig["assumed"]
+    strong = {int(S): runs for S, runs in fig["strong"].items()}
+    on2 = next(r for r in strong[10**4] if r["ranks"] == 2)
+    weak, need = fig["weak"], fig["ranks_for_1e5"]
+    reach = [f"{_hours(k)} on {p} ranks" for k, p in need.items() if p is not None]
+    out = [k for k, p in need.items() if p is None]
+    red = next(r for r in strong[10**5] if r["ranks"] == 1024)
+    return (f"Scaling of a sheet whose sites all differ (modelled in `scaling.json` from "
+            f"the measured cost per site and step {num(1e3 * m['c_site_s'], 2)} ms, the "
+            f"Newton and clustering every rank repeats, "
+            f"{num(m['reductions_per_step'], 2)} reductions of "
+            f"{num(m['doubles_per_site_and_step'], 2)} doubles per site and step, and "
+            f"{num(m['steps_to_t5'])} steps to t = 5; network assumed: "
+            f"{num(a['alpha_s'] * 1e6, 2)} us latency, {num(a['beta_bytes_per_s'] / 1e9, 2)} "
+            f"GB/s): 10^4 sites to t = 5 take {num(on2['seconds'])} s on 2 ranks; 10^5 sites "
+            + ", ".join(reach) + (f" ({' and '.join(_hours(k) for k in out)} out of reach: "
+                                  f"the repeated work alone takes {num(red['redundant'])} s)"
+                                  if out else "")
+            + f"; at {weak[-1]['ranks']} ranks x {fig['weak_sites_per_rank']} sites the "
+            f"weak-scaling efficiency is {num(weak[0]['seconds'] / weak[-1]['seconds'], 2)}.")
+
+
 def _provenance(parts: list[tuple[str, dict | None]]) -> str:
     lines = []
     for name, data in parts:
@@ -189,14 +238,17 @@ def _roofline(part: dict | None) -> str:
 def generate() -> str:
     """The README block (between the markers, markers excluded)."""
     part, kin, steady = _read("particles"), _read("kinetic"), _read("steady")
+    scaling = _read("scaling")
     rows = [["benchmark", "fpsolver", "peer", "ratio"], ["---"] * 4,
             _particles_row(part), _ring_row(kin), _ou_row(kin), _bistable_row(kin),
-            _steady_row(steady)]
+            _steady_row(steady), _sheet_row(scaling)]
     table = "\n".join("| " + " | ".join(r) + " |" for r in rows)
     table = re.sub(r"\|[ ]+(?=\|)", "| ", table.replace("| --- | --- | --- | --- |",
                                                       "|---|---|---|---|"))
-    paras = [_provenance([("particles", part), ("kinetic", kin), ("steady", steady)]),
+    paras = [_provenance([("particles", part), ("kinetic", kin), ("steady", steady),
+                          ("scaling", scaling)]),
              _looser(kin),
+             _scaling(scaling),
              _roofline(part)]
     return "\n\n".join([table] + [textwrap.fill(p, 90, break_on_hyphens=False)
                                   for p in paras if p])

@@ -155,7 +155,7 @@ def test_bistable_marginals_are_not_gaussian():
         assert np.abs(norm.cdf(edges[1:], scale=sd) - cdf_p).max() > 5 * bound
 
 
-# `sheet` (1024 sites) takes hours: tests/test_sheet.py makes the same checks on its run
+# `sheet`: tests/test_sheet.py makes the same checks on the run it compares with particles
 @pytest.mark.parametrize("name", sorted(set(scenario_names()) - {"sheet"}))
 def test_every_shipped_scenario_stays_positive(name):
     """Default numerics, the whole shipped run: densities stay positive.
