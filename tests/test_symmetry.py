@@ -55,10 +55,9 @@ def test_reduced_balance_sum_equals_the_full_one_on_orbit_constant_gains():
 def test_orbit_run_equals_the_run_of_every_site():
     """6 x 6 sheet to t = 0.1, with and without orbits.
 
-    The two runs share mesh and steps but group sites differently for the IMEX split
-    (and the orbit run may refine the mesh, its dof budget being shared by 6 sites instead
-    of 36): they differ by discretisation error, so by at most the sum of the two runs'
-    own error estimates.
+    The two runs share mesh, refinement budget and steps but group sites differently for
+    the IMEX split: they differ by discretisation error, so by at most the sum of the two
+    runs' own error estimates.
     """
     sc = _sheet(6, "t_end=0.1", "record.every=0.05", "record.snapshots=[0.1]")
     orb = run_kinetic(sc, comm=MPI.COMM_SELF, progress=False)

@@ -47,7 +47,7 @@ from fpsolver.kinetic.numerics import resolve_numerics
 from fpsolver.runtime.parallel import run_shared, shared_failure
 from fpsolver.scenario import PAIRS
 
-__all__ = ["KineticStepper", "BOUNDARY_LAYER", "PECLET_MAX"]
+__all__ = ["KineticStepper", "BOUNDARY_LAYER", "MAX_DOFS", "PECLET_MAX"]
 
 logger = logging.getLogger(__name__)
 
