@@ -31,7 +31,7 @@ test-slow: install
 	$(PY) -m pytest -m "slow and not long" -q $(CLAIMS)
 	$(PY) -m pytest -m "slow and not long" -q tests $(addprefix --ignore=,$(CLAIMS))
 
-# the longest checks, on one rank (tests/test_kinetic_steep.py: torus-cubic, ~4 min)
+# the longest checks, on one rank (tests/test_kinetic_steep.py: torus-cubic, ~1.5 min)
 test-long: install
 	$(PY) -m pytest -m long -q tests
 

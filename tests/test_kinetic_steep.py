@@ -2,8 +2,10 @@
 
 A user-written 36-site torus (Gaussian kernel, cubic F at balanced means 5.7-14): the
 wide initial density (sd 1) under drifts F' from -10 to -60 needs the transient's
-artificial diffusion and the stiff step control (docs/numerics.md); ~4 min on one core,
-~3.5 on two ranks (marked long and mpi: `make test-long`, `make test-mpi`).
+artificial diffusion and the stiff step control (docs/numerics.md). Its input varies along
+x_1 only, so the kinetic run solves 6 of the 36 sites (one per column,
+fpsolver/kinetic/symmetry.py): ~1.5 min on one core (marked long and mpi: `make test-long`,
+`make test-mpi`).
 
 Its balance is weak (U^T DPhi U has eigenvalues ~0.05 at the stationary state, O(1) in
 the shipped scenarios), so the finite-n offset of MODEL §2c is large: at 10^4 pairs per
