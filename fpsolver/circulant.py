@@ -13,7 +13,8 @@ The balance Jacobian J_(a,j),(b,k) = W_ab(j, k) gp_ab(k) is not circulant (the g
 slopes gp vary over the sites), but with gp replaced by its site mean it is, and that
 block-circulant matrix (one 2 x 2 matrix per Fourier mode) is an exact inverse for a
 homogeneous state and a good preconditioner otherwise: GMRES on the preconditioned system
-converges in a few iterations (measured on the shipped ``sheet``: 5-8), each two FFTs.
+needs few products (measured: 16 for a +-30% stripe in G' at 10^4 sites, 57 ms a
+3-iteration Newton solve), each a handful of real FFTs.
 """
 
 from __future__ import annotations
